@@ -49,7 +49,9 @@ class Range:
 
     def __post_init__(self) -> None:
         if not (self.low <= self.high):
-            raise InvalidValueError(f"a range needs low <= high, got low={self.low}, high={self.high}.")
+            raise InvalidValueError(
+                f"a range needs low <= high, got low={self.low}, high={self.high}."
+            )
         if self.log and self.low <= 0:
             raise InvalidValueError(f"a log range needs low > 0, got low={self.low}.")
 
@@ -163,8 +165,8 @@ _REGISTRY: dict[str, OptimizerInfo] = {
         OptimizerInfo(
             name="nesterov",
             torch_class="SGD",
-            description="SGD with Nesterov momentum: the gradient is taken at the look-ahead point.",
-            paper="Nesterov 1983; Sutskever et al. 2013, On the importance of initialization and momentum in deep learning",
+            description="SGD with Nesterov momentum: the step uses the velocity's look-ahead (PyTorch's reformulation).",
+            paper="Nesterov 1983, A method for solving the convex programming problem with convergence rate O(1/k^2); Sutskever et al. 2013, On the importance of initialization and momentum in deep learning",
             defaults={"lr": 0.01, "momentum": 0.9},
             search_space={"lr": _LR_SGD, "momentum": _MOMENTUM},
             state_tensors=1,
@@ -185,7 +187,7 @@ _REGISTRY: dict[str, OptimizerInfo] = {
             name="rmsprop",
             torch_class="RMSprop",
             description="Per-coordinate step sizes from a moving average of squared gradients.",
-            paper="Tieleman & Hinton 2012, Lecture 6.5 of Neural Networks for Machine Learning (Coursera)",
+            paper="Tieleman & Hinton 2012, Lecture 6e of Neural Networks for Machine Learning (Coursera)",
             defaults={"lr": 1e-3},
             search_space={"lr": Range(1e-5, 1e-2, log=True)},
             state_tensors=1,
@@ -255,7 +257,9 @@ _REGISTRY: dict[str, OptimizerInfo] = {
 OPTIMIZERS: Mapping[str, OptimizerInfo] = MappingProxyType(_REGISTRY)
 
 
-def list_optimizers(pattern: str | Iterable[str] = "*", *, population: bool | None = None) -> list[str]:
+def list_optimizers(
+    pattern: str | Iterable[str] = "*", *, population: bool | None = None
+) -> list[str]:
     """Canonical names matching ``pattern`` (fnmatch; several patterns allowed), in registry order.
 
     >>> list_optimizers("*adam")
@@ -284,7 +288,9 @@ def with_search_space(info: OptimizerInfo, **ranges: Range) -> OptimizerInfo:
 
 
 def create_optimizer(
-    name: str, params: Iterable[torch.nn.Parameter], hyperparameters: Mapping[str, float] | None = None
+    name: str,
+    params: Iterable[torch.nn.Parameter],
+    hyperparameters: Mapping[str, float] | None = None,
 ) -> torch.optim.Optimizer:
     """Build the torch optimizer for ``name`` with canonical ``hyperparameters``.
 

@@ -14,7 +14,15 @@ from advisor.errors import InvalidValueError
 
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)"
 _COUNT_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
-_DURATION_SUFFIX = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_SUFFIX = {
+    "": 1.0,
+    "s": 1.0,
+    "sec": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
 _BYTES_SUFFIX = {
     "": 1, "b": 1,
     "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9, "t": 10**12, "tb": 10**12,
@@ -35,7 +43,9 @@ def _split(text: str | float | int, what: str, example: str) -> tuple[float, str
 
 def _check_positive(value: float, text: object, what: str, example: str) -> None:
     if not math.isfinite(value) or value <= 0:
-        raise InvalidValueError(f"{what} must be positive and finite, got {text!r}. Example: {example}.")
+        raise InvalidValueError(
+            f"{what} must be positive and finite, got {text!r}. Example: {example}."
+        )
 
 
 def parse_count(text: str | float | int, what: str = "count") -> int:
@@ -43,7 +53,9 @@ def parse_count(text: str | float | int, what: str = "count") -> int:
     example = "118k, 1.5M or 1e9"
     value, suffix = _split(text, what, example)
     if suffix not in _COUNT_SUFFIX:
-        raise InvalidValueError(f"unknown suffix {suffix!r} in {what} {text!r}. Use k, M or B, e.g. {example}.")
+        raise InvalidValueError(
+            f"unknown suffix {suffix!r} in {what} {text!r}. Use k, M or B, e.g. {example}."
+        )
     value *= _COUNT_SUFFIX[suffix]
     _check_positive(value, text, what, example)
     return int(round(value))
@@ -54,7 +66,9 @@ def parse_duration(text: str | float | int, what: str = "duration") -> float:
     example = "90s, 10m or 2h"
     value, suffix = _split(text, what, example)
     if suffix not in _DURATION_SUFFIX:
-        raise InvalidValueError(f"unknown unit {suffix!r} in {what} {text!r}. Use s, m or h, e.g. {example}.")
+        raise InvalidValueError(
+            f"unknown unit {suffix!r} in {what} {text!r}. Use s, m or h, e.g. {example}."
+        )
     value *= _DURATION_SUFFIX[suffix]
     _check_positive(value, text, what, example)
     return value
@@ -65,7 +79,9 @@ def parse_bytes(text: str | float | int, what: str = "memory") -> int:
     example = "8GB, 512MB or 16GiB"
     value, suffix = _split(text, what, example)
     if suffix not in _BYTES_SUFFIX:
-        raise InvalidValueError(f"unknown unit {suffix!r} in {what} {text!r}. Use MB, GB or GiB, e.g. {example}.")
+        raise InvalidValueError(
+            f"unknown unit {suffix!r} in {what} {text!r}. Use MB, GB or GiB, e.g. {example}."
+        )
     value *= _BYTES_SUFFIX[suffix]
     _check_positive(value, text, what, example)
     return int(round(value))

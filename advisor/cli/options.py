@@ -13,7 +13,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 device_option = click.option(
     "--device",
-    type=click.Choice(DEVICE_CHOICES + ("cuda:0", "cuda:1")),
+    type=click.Choice(DEVICE_CHOICES),
     default="auto",
     show_default=True,
     help="Where to train: auto picks CUDA, then MPS, then the CPU.",
@@ -50,3 +50,39 @@ def dataset_option(default: str = "mnist-5k") -> Callable[[F], F]:
         show_default=True,
         help="mnist, mnist-5k (embedded, offline), fashion-mnist, or idx:DIR.",
     )
+
+
+class _HumanSize(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """A click type over one of :mod:`advisor.units`' parsers (``118k``, ``10m``, ``8GB``)."""
+
+    def __init__(self, name: str, parser: str) -> None:
+        self.name = name
+        self._parser = parser
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        from advisor import units
+        from advisor.errors import InvalidValueError
+
+        what = param.name.replace("_", " ") if param and param.name else self.name
+        try:
+            return getattr(units, self._parser)(value, what)
+        except InvalidValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+#: A positive count: ``118k``, ``1.5M``, ``1e9``.
+COUNT = _HumanSize("count", "parse_count")
+#: A duration in seconds: ``90s``, ``10m``, ``2h``.
+DURATION = _HumanSize("duration", "parse_duration")
+#: A memory size in bytes: ``8GB``, ``16GiB``.
+BYTES = _HumanSize("size", "parse_bytes")
+
+rules_option = click.option(
+    "--rules",
+    "rules_dirs",
+    multiple=True,
+    type=click.Path(exists=True, path_type=str),
+    help="A directory (or .toml file) of extra rules; a rule with a built-in id overrides it. Repeatable.",
+)

@@ -1,0 +1,35 @@
+"""Training: the population trainer (K stacked seed MLPs) and the reference trainer.
+
+One entry point, :func:`train_members`, trains a list of :class:`MemberConfig` and returns
+one :class:`MemberResult` each; ``on_epoch`` receives an :class:`EpochReport` after every
+epoch and may stop members. This package imports torch: import it only to train.
+"""
+
+from __future__ import annotations
+
+from advisor.train.members import (
+    CHECK_EVERY,
+    DIVERGENCE_FACTOR,
+    EpochReport,
+    MemberConfig,
+    MemberResult,
+)
+from advisor.train.population import Population, default_population, train_population
+from advisor.train.reference import train_reference
+from advisor.train.routing import train_members
+from advisor.train.schedules import SCHEDULES, lr_factor
+
+__all__ = [
+    "CHECK_EVERY",
+    "DIVERGENCE_FACTOR",
+    "SCHEDULES",
+    "EpochReport",
+    "MemberConfig",
+    "MemberResult",
+    "Population",
+    "default_population",
+    "lr_factor",
+    "train_members",
+    "train_population",
+    "train_reference",
+]

@@ -1,0 +1,207 @@
+"""``advisor tune`` and ``advisor report``: thin wrappers over :func:`advisor.tune` and
+:func:`advisor.results.build_result`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from advisor.cli.options import (
+    DURATION,
+    data_dir_option,
+    dataset_option,
+    device_option,
+    format_option,
+    rules_option,
+    seed_option,
+)
+
+POSITIVE = click.IntRange(min=1)
+
+
+def _optimizers(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    from advisor.errors import UnknownNameError
+    from advisor.optimizers import get_optimizer_info
+
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    try:
+        return [get_optimizer_info(n).name for n in names]
+    except UnknownNameError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+storage_option = click.option(
+    "--storage",
+    default=None,
+    metavar="URL",
+    help="Optuna storage URL shared by workers (postgresql://user:pass@host/db, sqlite:///f.db, "
+    "journal:PATH). Default: a journal file in --out.",
+)
+study_option = click.option(
+    "--study", default=None, help="Study name; the same name continues a study."
+)
+
+
+@click.command()
+@dataset_option()
+@click.option(
+    "--model",
+    default=None,
+    metavar="MODULE:FACTORY",
+    help="Your own model factory (default: the seed MLP 784-128-128-10).",
+)
+@click.option(
+    "--budget",
+    type=DURATION,
+    default=None,
+    metavar="TIME",
+    help="Wall time for everything, e.g. 90s, 5m, 2h [default: 1m on mnist-5k, 5m otherwise].",
+)
+@click.option(
+    "--trials", type=POSITIVE, default=None, help="Stop the search after this many trials."
+)
+@click.option("--epochs", type=POSITIVE, default=5, show_default=True, help="Epochs per trial.")
+@click.option("--batch-size", type=POSITIVE, default=128, show_default=True)
+@click.option(
+    "--population",
+    type=POSITIVE,
+    default=None,
+    help="Trials trained at once [default: from the device].",
+)
+@click.option(
+    "--candidates",
+    type=POSITIVE,
+    default=4,
+    show_default=True,
+    help="How many of the recommended optimizers to search.",
+)
+@click.option(
+    "--optimizers",
+    callback=_optimizers,
+    default=None,
+    metavar="A,B,...",
+    help="Search these optimizers instead of the recommended ones.",
+)
+@click.option(
+    "--finalists",
+    type=POSITIVE,
+    default=3,
+    show_default=True,
+    help="Best trials re-run on several seeds.",
+)
+@click.option(
+    "--seeds", type=POSITIVE, default=5, show_default=True, help="Seeds of the finalist stage."
+)
+@device_option
+@seed_option
+@study_option
+@storage_option
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write report.md, result.json and PNG plots here (and the study file).",
+)
+@rules_option
+@data_dir_option
+@format_option("text", "json", "markdown")
+@click.option(
+    "--workers",
+    type=POSITIVE,
+    default=1,
+    show_default=True,
+    help="Worker processes on this machine sharing the study.",
+)
+@click.option(
+    "--threads",
+    type=POSITIVE,
+    default=None,
+    help="CPU threads per worker [default: cores / workers].",
+)
+@click.option("--quiet", is_flag=True, help="No progress line.")
+def tune(fmt: str, quiet: bool, **kwargs: Any) -> None:
+    """Tune the optimizer, learning rate and momentum by really training the model.
+
+    \b
+    Candidates come from the rules (advisor recommend); Optuna searches them in
+    populations trained at once, prunes by successive halving, and re-runs the best
+    on fresh seeds beside the default Adam(lr=1e-3). The winner is chosen on
+    validation accuracy and reported on the held-out test set.
+
+    \b
+    advisor tune                                     # embedded MNIST digits, ~1 minute
+    advisor tune --dataset fashion-mnist --budget 5m --out runs/fmnist
+    advisor tune --study s1 --storage postgresql://u:p@db/optuna   # on each machine
+    """
+    from advisor.tuner import tune as run
+
+    try:
+        result = run(**kwargs, progress=not quiet)
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: finished trials are saved; rerun the same command to continue.", err=True
+        )
+        sys.exit(130)
+    _emit(result, fmt)
+
+
+def _emit(result: Any, fmt: str) -> None:
+    if fmt == "json":
+        click.echo(result.to_json())
+    elif fmt == "markdown":
+        click.echo(result.to_markdown())
+    else:
+        click.echo(result.to_text())
+
+
+@click.command()
+@study_option
+@storage_option
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write report.md, result.json and plots here.",
+)
+@format_option("text", "json", "markdown")
+def report(study: str | None, storage: str | None, out: Path | None, fmt: str) -> None:
+    """Rebuild the report of a study from its storage alone (no training).
+
+    \b
+    advisor report --study mnist-5k-20261125-101500
+    advisor report --study s1 --storage postgresql://u:p@db/optuna --out runs/s1
+    """
+    from advisor.results import build_result
+    from advisor.storage import open_storage
+    from advisor.tuner import DEFAULT_OUT
+
+    path = DEFAULT_OUT / "studies.journal"
+    if storage is None:
+        found = [p for p in (out and out / "studies.journal", path) if p and p.exists()]
+        if not found:
+            raise click.UsageError(
+                f"no study file in {out or DEFAULT_OUT}/; pass --storage URL, or --out DIR where "
+                "`advisor tune --out DIR` wrote it."
+            )
+        path = found[0]
+    store, display = open_storage(storage, path)
+    if study is None:
+        from advisor.results import list_studies
+
+        names = list_studies(store)
+        if not names:
+            raise click.UsageError(
+                f"no study in {display}; pass --storage or --out where the study was written."
+            )
+        study = names[-1]
+    result = build_result(store, study, storage_display=display, storage_url=storage)
+    if out is not None:
+        from advisor.report import write_outputs
+
+        write_outputs(result, out)
+    _emit(result, fmt)

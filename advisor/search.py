@@ -1,0 +1,166 @@
+"""The search stage: Optuna ask-and-tell in batches, each batch trained as one population.
+
+A batch of K trials is asked at once (TPE with the constant liar sees the running ones),
+trained together on one minibatch order, reported to Optuna after every epoch, pruned by
+Optuna's :class:`~optuna.pruners.SuccessiveHalvingPruner` (asynchronous successive halving:
+it compares each trial with every trial that reached the same rung, running ones included),
+and told. Pruned members leave the population at once. A diverged member is told as pruned
+(so TPE learns to avoid its region) with ``advisor_status = "diverged"`` and the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from advisor.storage import WORKER_ATTR, touch_heartbeat
+
+if TYPE_CHECKING:
+    import optuna
+
+    from advisor.data import Dataset
+    from advisor.space import SearchSpace
+    from advisor.train import EpochReport, MemberConfig, MemberResult
+
+#: Successive halving: first rung after 1 epoch, keep the best third at each rung.
+MIN_RESOURCE = 1
+REDUCTION_FACTOR = 3
+
+
+def make_pruner() -> optuna.pruners.BasePruner:
+    import optuna
+
+    return optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=MIN_RESOURCE, reduction_factor=REDUCTION_FACTOR
+    )
+
+
+def make_sampler(seed: int, n_startup: int) -> optuna.samplers.BaseSampler:
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna 4 and 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=max(n_startup, 1),
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+        )
+
+
+@dataclass
+class SearchState:
+    """What the search loop learned about time, for budgeting the next batch."""
+
+    member_epoch_s: float  # seconds per member-epoch at the population size K
+    epochs_per_trial: float  # mean epochs a trial runs (successive halving cuts it)
+    batches: int = 0
+    trials: int = 0
+
+
+def run_batch(
+    study: optuna.Study,
+    space: SearchSpace,
+    k: int,
+    *,
+    train: Callable[..., list[MemberResult]],
+    data: Dataset,
+    epochs: int,
+    seed: int,
+    worker: str,
+    n_classes: int,
+) -> list[MemberResult]:
+    """Ask ``k`` trials, train them as one population, report, prune and tell each."""
+    from optuna.trial import TrialState
+
+    from advisor.train import MemberConfig
+
+    trials = [study.ask() for _ in range(k)]
+    configs: list[MemberConfig] = []
+    for trial in trials:
+        optimizer, hp, schedule = space.suggest(trial)
+        trial.set_user_attr(WORKER_ATTR, worker)
+        touch_heartbeat(study, trial._trial_id)
+        # common random numbers: every search member starts from the same init and batches
+        configs.append(MemberConfig(optimizer, hp, schedule, init_seed=seed, key=trial.number))
+    by_number = {t.number: t for t in trials}
+    chance = 1.0 / n_classes
+
+    def on_epoch(report: EpochReport) -> Iterable[Hashable]:
+        for key in report.diverged:
+            trial = by_number[int(key)]  # type: ignore[call-overload]
+            trial.report(chance, report.epoch)
+        for key, acc in report.val_accuracy.items():
+            trial = by_number[int(key)]  # type: ignore[call-overload]
+            trial.report(float(acc), report.epoch)
+            touch_heartbeat(study, trial._trial_id)
+        if report.epoch >= epochs:
+            return []
+        stop = []
+        # the best first: each member then competes with all better ones at its rung
+        for key, _ in sorted(report.val_accuracy.items(), key=lambda kv: -kv[1]):
+            if by_number[int(key)].should_prune():  # type: ignore[call-overload]
+                stop.append(key)
+        return stop
+
+    try:
+        results = train(configs, data, epochs=epochs, data_seed=seed, on_epoch=on_epoch)
+    except BaseException as exc:  # Ctrl-C or a crash: keep the study consistent, then re-raise
+        reason = (
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        )
+        interrupt_trials(study, by_number, reason)
+        raise
+    for res in results:
+        trial = by_number[int(res.key)]  # type: ignore[call-overload]
+        if res.status == "complete":
+            study.tell(trial, res.val_accuracy[-1])
+        elif res.status == "diverged":
+            trial.set_user_attr("advisor_status", "diverged")
+            trial.set_user_attr("advisor_reason", res.reason or "diverged")
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            trial.set_user_attr("advisor_status", "pruned")
+            study.tell(trial, state=TrialState.PRUNED)
+    return results
+
+
+def best_value(study: optuna.Study) -> float | None:
+    from optuna.trial import TrialState
+
+    values = [
+        t.value
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None
+    ]
+    return max(values) if values else None
+
+
+def finished_trials(study: optuna.Study) -> int:
+    from optuna.trial import TrialState
+
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return len(study.get_trials(deepcopy=False, states=done))
+
+
+def interrupt_trials(study: optuna.Study, numbers: Iterable[int], reason: str) -> None:
+    """Fail trials left running by an interruption and queue their parameters again."""
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.number in set(numbers):
+            study._storage.set_trial_user_attr(t._trial_id, "advisor_status", "interrupted")
+            study._storage.set_trial_user_attr(t._trial_id, "advisor_reason", reason)
+            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+            study.enqueue_trial(t.params, user_attrs={"advisor_retry_of": t.number})
+
+
+def describe(study: optuna.Study) -> dict[str, Any]:
+    """Counts for the progress line."""
+    from advisor.results import count_trials
+
+    return count_trials(study)

@@ -1,0 +1,148 @@
+"""Optuna storages: a local journal file by default, any Optuna URL (``postgresql://...``) to share.
+
+Also the bookkeeping that ask-and-tell needs and Optuna's heartbeats do not give it
+(heartbeats only run inside ``study.optimize``): every running trial records its worker
+and a heartbeat timestamp, and a starting worker fails the trials of dead workers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from advisor.errors import StorageError
+
+if TYPE_CHECKING:
+    import optuna
+
+#: Trial user attributes written by advisor.
+WORKER_ATTR = "advisor_worker"
+HEARTBEAT_ATTR = "advisor_heartbeat"
+#: User attributes copied to the retry of an interrupted trial.
+RETRY_ATTRS = ("advisor_seed",)
+#: A running trial whose heartbeat is older than this is stale (seconds).
+DEFAULT_GRACE_S = 300.0
+
+_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/:@]*:)(?P<pw>[^@/]*)(?P<at>@)")
+
+
+def mask_url(url: str | None) -> str | None:
+    """Hide the password of a storage URL: ``postgresql://u:***@host/db``.
+
+    >>> mask_url("postgresql://alice:s3cret@db.example:5432/optuna")
+    'postgresql://alice:***@db.example:5432/optuna'
+    """
+    if url is None:
+        return None
+    return _PASSWORD.sub(r"\g<head>***\g<at>", url)
+
+
+def worker_id() -> str:
+    """``host:pid:random`` — unique per process, and tells whether the process is still alive."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def open_storage(url: str | None, default_path: Path) -> tuple[Any, str]:
+    """Open an Optuna storage; return ``(storage, display_name)`` (the name has no password).
+
+    ``url`` None → a journal file at ``default_path`` (safe for several local processes);
+    ``journal:PATH`` or a path ending in ``.journal`` → a journal file there; anything else is
+    handed to Optuna's RDB storage (``sqlite:///f.db``, ``postgresql://user:pw@host/db``).
+    """
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if url is None or url.startswith("journal:") or url.endswith(".journal"):
+        path = default_path if url is None else Path(url.removeprefix("journal:"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a"):
+                pass
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write the study file {str(path)!r}: {exc.strerror or exc}. "
+                "Choose a writable folder with --out, or pass --storage."
+            ) from exc
+        backend = JournalFileBackend(str(path))
+        return optuna.storages.JournalStorage(backend), f"journal:{path}"
+    display = mask_url(url) or ""
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith(("postgresql", "postgres")):
+        engine_kwargs["connect_args"] = {"connect_timeout": 10}
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url.removeprefix("postgres://")
+    try:
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except ImportError as exc:
+        raise StorageError(
+            f"the storage {display} needs a database driver that is not installed ({exc}). "
+            "For PostgreSQL: pip install 'advisor[postgres]'."
+        ) from exc
+    except Exception as exc:  # sqlalchemy raises many kinds; the first line says what happened
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageError(
+            f"cannot open the storage {display}: {mask_url(reason)}. "
+            "Check the host, port, user, password and database name in --storage."
+        ) from exc
+    return storage, display
+
+
+def touch_heartbeat(study: optuna.Study, trial_id: int) -> None:
+    """Record that the trial's worker is alive now."""
+    study._storage.set_trial_user_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
+
+def _pid_alive(worker: str) -> bool | None:
+    """True/False when ``worker`` ran on this host (its pid can be checked), else None."""
+    try:
+        host, pid, _ = worker.split(":")
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def fail_stale_trials(study: optuna.Study, *, grace_s: float = DEFAULT_GRACE_S) -> list[int]:
+    """Fail RUNNING trials whose worker is gone; return their numbers.
+
+    A trial is stale when its worker ran on this host and the process no longer exists, or
+    when its heartbeat is older than ``grace_s``. Their parameters are queued again (once),
+    so an interrupted trial is retried rather than lost.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    now = time.time()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get(WORKER_ATTR)
+        beat = float(
+            t.user_attrs.get(
+                HEARTBEAT_ATTR, t.datetime_start.timestamp() if t.datetime_start else now
+            )
+        )
+        alive = _pid_alive(worker) if isinstance(worker, str) else None
+        if alive is False or (alive is None and now - beat > grace_s):
+            try:
+                study._storage.set_trial_user_attr(t._trial_id, "advisor_status", "interrupted")
+                study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker got there first
+            failed.append(t.number)
+            if "advisor_retry_of" not in t.user_attrs:
+                # keep what identifies the work (e.g. the seed of a finalist run) for the retry
+                attrs = {k: v for k, v in t.user_attrs.items() if k in RETRY_ATTRS}
+                study.enqueue_trial(t.params, user_attrs={**attrs, "advisor_retry_of": t.number})
+    return failed

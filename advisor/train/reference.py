@@ -1,0 +1,197 @@
+"""The reference trainer: any ``nn.Module``, any registered optimizer, one member at a time.
+
+It is the textbook loop without a DataLoader: minibatches are rows of tensors already on
+the device, in the order of :func:`advisor.train.batches.epoch_permutation`; the optimizer
+comes from :func:`advisor.optimizers.create_optimizer`; the schedule is a ``LambdaLR``
+stepped after every optimizer step. Full-batch optimizers (L-BFGS) take one
+``optimizer.step(closure)`` per epoch over the whole training set (the closure accumulates
+gradients over chunks of :data:`FULL_BATCH_CHUNK` rows to bound memory), so an L-BFGS
+"epoch" is up to ``max_iter`` (torch default 20) quasi-Newton iterations.
+
+It serves user models, optimizers the population trainer lacks, and the exactness tests
+of the population trainer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advisor.data import Dataset
+from advisor.devices import resolve_device
+from advisor.models import mnist_mlp
+from advisor.optimizers import create_optimizer
+from advisor.train.batches import batch_bounds, epoch_permutation
+from advisor.train.members import (
+    CHECK_EVERY,
+    MemberConfig,
+    MemberLog,
+    MemberResult,
+    OnEpoch,
+    divergence_reason,
+    epoch_report,
+    keys_to_stop,
+)
+from advisor.train.schedules import lr_lambda
+
+#: Rows per forward pass when a full-batch closure or an evaluation walks a whole split.
+FULL_BATCH_CHUNK = 8192
+
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    """The result of one reference run and the trained model (on the training device)."""
+
+    result: MemberResult
+    model: nn.Module
+
+
+def as_device(device: str | torch.device) -> torch.device:
+    return device if isinstance(device, torch.device) else resolve_device(device)
+
+
+def build_model(
+    config: MemberConfig,
+    data: Dataset,
+    model_factory: Callable[[], nn.Module] | None = None,
+) -> nn.Module:
+    """``torch.manual_seed(config.init_seed)`` then the factory (default: the seed MLP).
+
+    The global CPU random state of the caller is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.init_seed)
+        if model_factory is None:
+            return mnist_mlp(n_features=data.n_features, n_classes=data.n_classes)
+        return model_factory()
+
+
+@torch.no_grad()
+def evaluate_module(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy of ``model`` on ``(x, y)``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    loss = torch.zeros((), dtype=torch.float64, device=x.device)
+    for start in range(0, x.shape[0], FULL_BATCH_CHUNK):
+        logits = model(x[start : start + FULL_BATCH_CHUNK])
+        target = y[start : start + FULL_BATCH_CHUNK]
+        loss += F.cross_entropy(logits, target, reduction="sum").double()
+        correct += (logits.argmax(dim=1) == target).sum()
+    model.train(was_training)
+    n = max(1, x.shape[0])
+    return float(correct) / n, float(loss) / n
+
+
+def _full_batch_closure(
+    model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> Callable[[], torch.Tensor]:
+    n = x.shape[0]
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=False)
+        total = torch.zeros((), device=x.device)
+        for start in range(0, n, FULL_BATCH_CHUNK):
+            xb, yb = x[start : start + FULL_BATCH_CHUNK], y[start : start + FULL_BATCH_CHUNK]
+            loss = F.cross_entropy(model(xb), yb, reduction="sum") / n
+            loss.backward()  # type: ignore[no-untyped-call]
+            total += loss.detach()
+        return total
+
+    return closure
+
+
+def train_reference(
+    config: MemberConfig,
+    data: Dataset,
+    *,
+    epochs: int = 5,
+    batch_size: int = 128,
+    data_seed: int = 0,
+    device: str | torch.device = "cpu",
+    on_epoch: OnEpoch | None = None,
+    evaluate_test: bool = False,
+    model_factory: Callable[[], nn.Module] | None = None,
+    key: Hashable = None,
+    known_keys: Iterable[Hashable] | None = None,
+    start_time: float | None = None,
+    dtype: torch.dtype | None = None,
+) -> ReferenceRun:
+    """Train one member with ``torch.optim``; see :func:`advisor.train.train_members`.
+
+    ``dtype`` (e.g. ``torch.float64`` for exactness checks) converts the model and the data;
+    ``None`` keeps the model's own dtype and float32 data. ``known_keys`` are the keys that
+    ``on_epoch`` may name (default: this member's key).
+    """
+    t0 = time.perf_counter() if start_time is None else start_time
+    dev = as_device(device)
+    key = config.key if key is None else key
+    known = {key} if known_keys is None else set(known_keys)
+    info = config.info
+    data = data.to(dev)
+    model = build_model(config, data, model_factory).to(dev)
+    if dtype is not None:
+        model = model.to(dtype)
+    x_dtype = dtype or next(model.parameters()).dtype
+    x_train, x_val = data.x_train.to(x_dtype), data.x_val.to(x_dtype)
+    y_train = data.y_train
+    n = x_train.shape[0]
+    optimizer = create_optimizer(config.optimizer, model.parameters(), config.hyperparameters)
+    bounds = batch_bounds(n, batch_size)
+    total_steps = epochs if info.full_batch else epochs * len(bounds)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(config.schedule, max(1, total_steps))
+    )
+    log = MemberLog(key, config)
+    model.train()
+    for epoch in range(1, epochs + 1):
+        reason: str | None = None
+        if info.full_batch:
+            closure = _full_batch_closure(model, optimizer, x_train, y_train)
+            train_loss = float(optimizer.step(closure))  # type: ignore[arg-type]
+            scheduler.step()
+            reason = divergence_reason(train_loss, data.n_classes)
+        else:
+            perm = epoch_permutation(n, data_seed=data_seed, epoch=epoch, device=dev)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+            seen, seen_sum = 0, 0.0
+            for step, (start, stop) in enumerate(bounds, 1):
+                idx = perm[start:stop]
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(
+                    model(x_train.index_select(0, idx)), y_train.index_select(0, idx)
+                )
+                loss.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
+                scheduler.step()
+                loss_sum += loss.detach()
+                if step % CHECK_EVERY == 0 or step == len(bounds):
+                    total = float(loss_sum)  # one device sync per window
+                    reason = divergence_reason((total - seen_sum) / (step - seen), data.n_classes)
+                    if reason is not None:
+                        break
+                    seen, seen_sum = step, total
+            train_loss = float(loss_sum) / len(bounds)
+        if reason is None:
+            val_accuracy, val_loss = evaluate_module(model, x_val, data.y_val)
+            reason = divergence_reason(val_loss, data.n_classes, "validation loss")
+            if reason is None:
+                log.add_epoch(val_accuracy, val_loss, train_loss)
+        if reason is not None:
+            log.end("diverged", reason)
+        if on_epoch is not None:
+            running = [log] if reason is None else []
+            diverged = {} if reason is None else {key: reason}
+            report = epoch_report(epoch, running, diverged, time.perf_counter() - t0)
+            if keys_to_stop(on_epoch(report), [m.key for m in running], known):
+                log.end("stopped", "stopped by on_epoch")
+        if log.status != "complete":
+            break
+    if evaluate_test and log.status == "complete":
+        log.test_accuracy, _ = evaluate_module(model, data.x_test.to(x_dtype), data.y_test)
+    return ReferenceRun(log.result(), model)

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+import math
+import re
+
+from click.testing import CliRunner
+
+from advisor.benchmark import run_bench
+from advisor.cli import cli
+
+ROW_KEYS = {"trainer", "population", "s_per_model_epoch", "roofline_fraction", "peak_rss_mb"}
+
+
+def _check(payload: dict[str, object], trainers: list[tuple[str, int]]) -> None:
+    assert {"gemm_gflops", "flop_per_model_epoch", "rows"} <= set(payload)
+    for key in ("gemm_gflops", "flop_per_model_epoch"):
+        value = payload[key]
+        assert isinstance(value, float) and math.isfinite(value) and value > 0
+    rows = payload["rows"]
+    assert isinstance(rows, list)
+    assert [(r["trainer"], r["population"]) for r in rows] == trainers
+    for row in rows:
+        assert set(row) == ROW_KEYS
+        for key in ("s_per_model_epoch", "roofline_fraction", "peak_rss_mb"):
+            assert math.isfinite(row[key]) and row[key] > 0
+
+
+def test_run_bench_in_process() -> None:
+    result = run_bench("mnist-5k", [1, 2], epochs=1, device="cpu", isolate=False, train_limit=512)
+    _check(
+        result.to_dict(),
+        [("dataloader", 1), ("reference", 1), ("population", 1), ("population", 2)],
+    )
+    assert result.n_train == 512
+    last = result.to_text().splitlines()[-1]
+    assert re.fullmatch(
+        r"population K=[12]: \d+\.\dx the reference trainer, \d+% of roofline", last
+    )
+
+
+def test_rows_run_in_fresh_processes() -> None:
+    result = run_bench(
+        "mnist-5k", [2], trainers=["population"], device="cpu", isolate=True, train_limit=256
+    )
+    _check(result.to_dict(), [("population", 2)])
+    assert result.isolated
+
+
+def test_cli_json() -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["bench", "--dataset", "mnist-5k", "--population", "2", "--in-process", "--format", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    _check(payload, [("dataloader", 1), ("reference", 1), ("population", 2)])
+
+
+def test_cli_rejects_bad_population_sizes() -> None:
+    result = CliRunner().invoke(cli, ["bench", "--population", "4,x"])
+    assert result.exit_code == 2
+    assert "comma-separated integers" in result.output

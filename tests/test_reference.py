@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import replace
+
+import pytest
+import torch
+from torch import nn
+
+from advisor.data import Dataset, load_dataset
+from advisor.errors import InvalidValueError
+from advisor.train import EpochReport, MemberConfig, train_members, train_reference
+
+
+def subset(data: Dataset, n_train: int, n_val: int) -> Dataset:
+    """A seeded random subset (the splits of mnist-5k are sorted by class)."""
+    g = torch.Generator().manual_seed(0)
+    tr = torch.randperm(data.x_train.shape[0], generator=g)[:n_train]
+    va = torch.randperm(data.x_val.shape[0], generator=g)[:n_val]
+    return replace(
+        data,
+        x_train=data.x_train[tr],
+        y_train=data.y_train[tr],
+        x_val=data.x_val[va],
+        y_val=data.y_val[va],
+    )
+
+
+@pytest.fixture(scope="module")
+def small() -> Dataset:
+    return subset(load_dataset("mnist-5k"), 1000, 200)
+
+
+def test_trains_the_seed_mlp(small: Dataset) -> None:
+    run = train_reference(
+        MemberConfig("adam", {"lr": 3e-3}, key="a"), small, epochs=3, evaluate_test=True
+    )
+    result = run.result
+    assert result.key == "a" and result.status == "complete" and result.reason is None
+    assert result.epochs_run == 3
+    assert len(result.val_accuracy) == len(result.val_loss) == len(result.train_loss) == 3
+    assert result.train_loss[-1] < result.train_loss[0]
+    assert result.val_accuracy[-1] > 0.7
+    assert result.test_accuracy is not None and 0.7 < result.test_accuracy <= 1.0
+
+
+def test_same_seeds_same_run(small: Dataset) -> None:
+    config = MemberConfig("momentum", {"lr": 0.05}, schedule="cosine", init_seed=2)
+    a = train_reference(config, small, epochs=2, data_seed=5).result
+    b = train_reference(config, small, epochs=2, data_seed=5).result
+    c = train_reference(config, small, epochs=2, data_seed=6).result
+    assert a.val_loss == b.val_loss
+    assert a.val_loss != c.val_loss
+
+
+def test_lbfgs_reduces_the_loss_of_a_convex_problem(small: Dataset) -> None:
+    # multinomial logistic regression: a convex loss; L-BFGS takes full-batch steps
+    run = train_reference(
+        MemberConfig("lbfgs"), small, epochs=3, model_factory=lambda: nn.Linear(784, 10)
+    )
+    losses = run.result.train_loss  # full-batch loss at the start of each epoch's step
+    assert run.result.status == "complete"
+    assert losses[1] < 0.01 * losses[0]
+    assert losses[2] <= losses[1]
+
+
+def test_huge_learning_rate_diverges(small: Dataset) -> None:
+    result = train_reference(MemberConfig("sgd", {"lr": 1e4}), small, epochs=2).result
+    assert result.status == "diverged"
+    assert result.reason is not None and "training loss" in result.reason
+    assert result.epochs_run == 0
+
+
+def test_on_epoch_can_stop_the_member(small: Dataset) -> None:
+    reports: list[EpochReport] = []
+
+    def on_epoch(report: EpochReport) -> list[Hashable]:
+        reports.append(report)
+        return ["m"] if report.epoch == 2 else []
+
+    result = train_reference(
+        MemberConfig("sgd", key="m"), small, epochs=4, on_epoch=on_epoch, evaluate_test=True
+    ).result
+    assert [r.epoch for r in reports] == [1, 2]
+    assert set(reports[0].val_accuracy) == {"m"}
+    assert reports[1].elapsed_s >= reports[0].elapsed_s > 0
+    assert result.status == "stopped" and result.epochs_run == 2
+    assert result.test_accuracy is None
+
+
+def test_unknown_keys_from_on_epoch_are_an_error(small: Dataset) -> None:
+    with pytest.raises(InvalidValueError, match="unknown member keys"):
+        train_reference(MemberConfig("sgd", key="m"), small, epochs=1, on_epoch=lambda r: ["x"])
+
+
+def test_model_factory_goes_to_the_reference_trainer(small: Dataset) -> None:
+    seen: list[tuple[int, tuple[Hashable, ...]]] = []
+
+    def on_epoch(report: EpochReport) -> None:
+        seen.append((report.epoch, tuple(report.val_accuracy)))
+
+    def factory() -> nn.Module:
+        return nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
+
+    configs = [MemberConfig("adam", key="x"), MemberConfig("nesterov", key="y")]
+    results = train_members(configs, small, epochs=2, model_factory=factory, on_epoch=on_epoch)
+    assert [r.key for r in results] == ["x", "y"]
+    assert all(r.status == "complete" for r in results)
+    # one member at a time, one report per member-epoch
+    assert seen == [(1, ("x",)), (2, ("x",)), (1, ("y",)), (2, ("y",))]
+    # the factory ran under torch.manual_seed(init_seed): same init as a seeded call
+    torch.manual_seed(0)
+    expected = factory()
+    run = train_reference(configs[0], small, epochs=0, model_factory=factory)
+    assert all(torch.equal(a, b) for a, b in zip(expected.parameters(), run.model.parameters()))

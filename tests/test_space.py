@@ -1,0 +1,84 @@
+"""The tuning search space: dimensions by budget, the Sobol first batch, round trips."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+
+from advisor.optimizers import Range, get_optimizer_info
+from advisor.space import build_space, space_from_dict
+
+
+def _space(n: int, opts: tuple[str, ...] = ("adam", "nesterov", "sgd")):
+    return build_space(opts, {}, {}, n)
+
+
+@pytest.mark.parametrize(
+    ("trials", "dims"),
+    [
+        (5, ("optimizer", "lr")),
+        (12, ("optimizer", "lr", "momentum", "beta1", "schedule")),
+        (40, ("optimizer", "lr", "momentum", "beta1", "weight_decay", "schedule")),
+    ],
+)
+def test_dimensions_grow_with_the_trial_budget(trials: int, dims: tuple[str, ...]) -> None:
+    space = _space(trials)
+    assert space.dimensions == dims
+    assert str(trials) in space.reason
+
+
+def test_small_budgets_use_a_decaying_schedule() -> None:
+    assert _space(5).schedules == ("cosine",)
+    assert "constant" in _space(12).schedules
+
+
+def test_rule_ranges_override_the_registry() -> None:
+    lr = Range(1e-3, 1e-2, log=True, source="rule-x")
+    space = build_space(("adam",), {"adam": lr}, {}, 5)
+    assert space.ranges["adam"]["lr"] == lr
+    assert space.dimensions == ("lr",)
+
+
+def test_initial_design_is_stratified_and_inside_the_ranges() -> None:
+    space = _space(40)
+    design = space.initial_design(12, seed=3)
+    assert len(design) == 12
+    assert [d["optimizer"] for d in design[:3]] == ["adam", "nesterov", "sgd"]
+    for params in design:
+        opt = params["optimizer"]
+        for name, r in space.ranges[opt].items():
+            assert r.low <= params[f"{opt}.{name}"] <= r.high
+        assert params["schedule"] in space.schedules
+    # scrambled Sobol with a seed: reproducible, and a different seed gives other points
+    assert design == space.initial_design(12, seed=3)
+    assert design != space.initial_design(12, seed=4)
+
+
+def test_initial_design_covers_the_log_range_evenly() -> None:
+    space = build_space(("sgd",), {}, {}, 5)
+    lrs = [p["sgd.lr"] for p in space.initial_design(16, seed=0)]
+    r = get_optimizer_info("sgd").search_space["lr"]
+    u = sorted((math.log(x) - math.log(r.low)) / (math.log(r.high) - math.log(r.low)) for x in lrs)
+    # one point in each sixteenth of the log range (Sobol balance)
+    assert [int(v * 16) for v in u] == list(range(16))
+
+
+def test_suggest_replays_enqueued_parameters() -> None:
+    space = _space(40)
+    study = optuna.create_study(direction="maximize")
+    params = space.initial_design(1, seed=0)[0]
+    study.enqueue_trial(params)
+    trial = study.ask()
+    optimizer, hp, schedule = space.suggest(trial)
+    assert optimizer == params["optimizer"]
+    assert hp["lr"] == params[f"{optimizer}.lr"]
+    assert schedule == params["schedule"]
+
+
+def test_round_trip_through_a_dict() -> None:
+    space = _space(40)
+    again = space_from_dict(space.to_dict())
+    assert again.signature() == space.signature()
+    assert again.ranges == space.ranges
