@@ -9,14 +9,15 @@ split after every epoch):
 - ``population``: :func:`advisor.train.train_members` with K Adam members (learning rates
   spread log-uniformly around 1e-3), for each K asked.
 
-``s_per_model_epoch`` is wall time / (epochs * K). The roofline is the GEMM work of one
-model-epoch (:func:`advisor.models.mlp_flops_per_sample` over the training split, plus the
-forward pass over the validation split) divided by the measured fp32 GEMM throughput: the
-best of a large square matmul and a matmul of the trainer's own layer-1 shape, whichever is
-faster (so the fraction is not flattered). ``peak_rss_mb`` is the peak resident memory of a
+``s_per_model_epoch`` is wall time / (epochs * K), validation included. The roofline is the
+GEMM work of one model-epoch (:func:`advisor.models.mlp_flops_per_sample` over the training
+split, plus the forward pass over the validation split) divided by the fastest fp32 GEMM
+measured on the machine: ``torch.mm`` (MKL) and oneDNN, each on a 2048 square and on the
+trainer's layer-1 shape (so the fraction is not flattered by a slow BLAS: on AMD CPUs MKL
+runs at about half of oneDNN's speed). ``peak_rss_mb`` is the peak resident memory of a
 fresh process that ran only that row (interpreter, torch, dataset and training included);
 with ``isolate=False`` rows run in this process and the figure is this process's peak so
-far, which only grows.
+far, which only grows. Timings on a shared machine are noisy: ``repeats`` keeps the fastest.
 
 >>> result = run_bench("mnist-5k", [2], epochs=1, isolate=False, train_limit=512)  # doctest: +SKIP
 >>> sorted(result.to_dict())  # doctest: +SKIP
@@ -79,6 +80,7 @@ class BenchResult:
     gemm: str
     flop_per_model_epoch: float
     isolated: bool
+    gemm_all: tuple[tuple[str, float], ...] = ()
     rows: tuple[BenchRow, ...] = field(default_factory=tuple)
 
     @property
@@ -100,6 +102,7 @@ class BenchResult:
             "n_val": self.n_val,
             "gemm_gflops": self.gemm_gflops,
             "gemm": self.gemm,
+            "gemm_measured": dict(self.gemm_all),
             "flop_per_model_epoch": self.flop_per_model_epoch,
             "roofline_s_per_model_epoch": self.flop_per_model_epoch / (self.gemm_gflops * 1e9),
             "isolated": self.isolated,
@@ -111,8 +114,12 @@ class BenchResult:
         lines = [
             f"{self.dataset}: {self.n_train:,} train + {self.n_val:,} validation samples, "
             f"{self.epochs} epoch(s), batch {self.batch_size}, {self.device} ({self.threads} threads)",
-            f"GEMM roofline: {self.gemm_gflops:.0f} GFLOP/s ({self.gemm}); "
-            f"{self.flop_per_model_epoch / 1e9:.1f} GFLOP per model-epoch -> {limit:.3f} s",
+            f"GEMM roofline: {self.gemm_gflops:.0f} GFLOP/s, the fastest fp32 GEMM measured "
+            f"({self.gemm}; all: "
+            + ", ".join(f"{name} {value:.0f}" for name, value in self.gemm_all)
+            + ")",
+            f"{self.flop_per_model_epoch / 1e9:.1f} GFLOP per model-epoch (training + validation "
+            f"forward) -> {limit:.3f} s per model-epoch at the roofline",
             "",
             f"{'trainer':<12}{'K':>4}{'s/model-epoch':>15}{'roofline':>10}{'peak RSS':>11}",
         ]
@@ -137,12 +144,12 @@ def measure_gemm_gflops(
     *,
     size: int = 2048,
     shape: tuple[int, int, int] | None = None,
-) -> tuple[float, str]:
-    """The best fp32 GEMM throughput in GFLOP/s, and what achieved it.
+) -> dict[str, float]:
+    """fp32 GEMM throughput in GFLOP/s of every backend and shape tried (best of three).
 
     Times ``torch.mm`` (MKL on the CPU) and, where available, oneDNN's matmul (which the
     population trainer uses for its first layer), each on a ``size`` square and on
-    ``shape`` = ``(m, k, n)``; returns the fastest, best of three timings each.
+    ``shape`` = ``(m, k, n)``. Keys read like ``"oneDNN 2048x784x128"`` (m x k x n).
     """
     import torch
 
@@ -151,7 +158,7 @@ def measure_gemm_gflops(
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     onednn = dev.type == "cpu" and bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
     shapes = [(size, size, size)] + ([shape] if shape is not None else [])
-    best, label = 0.0, ""
+    measured: dict[str, float] = {}
     for m, k, n in shapes:
         a = torch.randn(m, k, device=dev)
         b = torch.randn(k, n, device=dev)
@@ -166,16 +173,16 @@ def measure_gemm_gflops(
         reps = max(2, int(2e9 / (2 * m * k * n)))  # ~2 GFLOP per timing
         for name, kernel in kernels:
             kernel()
+            best = 0.0
             for _ in range(3):
                 _sync(dev)
                 t = time.perf_counter()
                 for _ in range(reps):
                     kernel()
                 _sync(dev)
-                gflops = 2 * m * k * n * reps / (time.perf_counter() - t) / 1e9
-                if gflops > best:
-                    best, label = gflops, f"fp32 {m}x{k}x{n}, {name}"
-    return best, label
+                best = max(best, 2 * m * k * n * reps / (time.perf_counter() - t) / 1e9)
+            measured[f"{name} {m}x{k}x{n}"] = best
+    return measured
 
 
 def _sync(device: torch.device) -> None:
@@ -367,7 +374,8 @@ def run_bench(
     del data
     say("measuring GEMM throughput ...")
     k_shape = max(ks + [default_population(dev)])
-    gemm, gemm_label = measure_gemm_gflops(dev, shape=(k_shape * 128, n_features, batch_size))
+    gemms = measure_gemm_gflops(dev, shape=(k_shape * 128, n_features, batch_size))
+    gemm_label, gemm = max(gemms.items(), key=lambda item: item[1])
     plan = [(t, 1) for t in trainers if t != "population"]
     if "population" in trainers:
         plan += [("population", k) for k in ks]
@@ -406,6 +414,7 @@ def run_bench(
         n_val=n_val,
         gemm_gflops=gemm,
         gemm=gemm_label,
+        gemm_all=tuple(gemms.items()),
         flop_per_model_epoch=float(flop),
         isolated=isolate,
         rows=tuple(rows),

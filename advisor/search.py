@@ -10,7 +10,10 @@ and told. Pruned members leave the population at once. A diverged member is told
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,20 +39,54 @@ def make_pruner() -> optuna.pruners.BasePruner:
     )
 
 
-def make_sampler(seed: int, n_startup: int) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    seed: int, n_startup: int, worker: str | None = None
+) -> optuna.samplers.BaseSampler:
+    """TPE for conditional spaces and batches; with ``worker``, every new trial is stamped
+    with its owner the moment it is created (so a killed worker's trials are found stale)."""
     import warnings
 
     import optuna
 
     with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna 4 and 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
+        tpe = optuna.samplers.TPESampler(
             seed=seed,
             n_startup_trials=max(n_startup, 1),
             multivariate=True,
             group=True,
             constant_liar=True,
         )
+    return tpe if worker is None else _owned(tpe, worker)
+
+
+def _owned(inner: optuna.samplers.BaseSampler, worker: str) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    class OwnedSampler(optuna.samplers.BaseSampler):
+        """Delegates to ``inner``; stamps each new trial with the worker and a heartbeat."""
+
+        def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
+            return inner.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study: Any, trial: Any, search_space: Any) -> Any:
+            return inner.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+            return inner.sample_independent(study, trial, name, dist)
+
+        def before_trial(self, study: Any, trial: Any) -> None:
+            study._storage.set_trial_user_attr(trial._trial_id, WORKER_ATTR, worker)
+            touch_heartbeat(study, trial._trial_id)
+            inner.before_trial(study, trial)
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            inner.after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:
+            inner.reseed_rng()
+
+    return OwnedSampler()
 
 
 @dataclass
@@ -79,15 +116,8 @@ def run_batch(
 
     from advisor.train import MemberConfig
 
-    trials = [study.ask() for _ in range(k)]
-    configs: list[MemberConfig] = []
-    for trial in trials:
-        optimizer, hp, schedule = space.suggest(trial)
-        trial.set_user_attr(WORKER_ATTR, worker)
-        touch_heartbeat(study, trial._trial_id)
-        # common random numbers: every search member starts from the same init and batches
-        configs.append(MemberConfig(optimizer, hp, schedule, init_seed=seed, key=trial.number))
-    by_number = {t.number: t for t in trials}
+    trials: list[optuna.Trial] = []
+    by_number: dict[int, optuna.Trial] = {}
     chance = 1.0 / n_classes
 
     def on_epoch(report: EpochReport) -> Iterable[Hashable]:
@@ -108,25 +138,58 @@ def run_batch(
         return stop
 
     try:
+        # a Ctrl-C while asking is held until every asked trial is known, then handled below
+        with deferred_interrupt():
+            configs: list[MemberConfig] = []
+            for _ in range(k):
+                trial = study.ask()
+                trials.append(trial)
+                by_number[trial.number] = trial
+                optimizer, hp, schedule = space.suggest(trial)
+                if trial.user_attrs.get(WORKER_ATTR) != worker:  # a sampler without the stamp
+                    trial.set_user_attr(WORKER_ATTR, worker)
+                    touch_heartbeat(study, trial._trial_id)
+                # common random numbers: every search member starts from the same init and batches
+                configs.append(
+                    MemberConfig(optimizer, hp, schedule, init_seed=seed, key=trial.number)
+                )
         results = train(configs, data, epochs=epochs, data_seed=seed, on_epoch=on_epoch)
     except BaseException as exc:  # Ctrl-C or a crash: keep the study consistent, then re-raise
         reason = (
             "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
         )
-        interrupt_trials(study, by_number, reason)
+        with deferred_interrupt():
+            interrupt_trials(study, by_number, reason)
         raise
-    for res in results:
-        trial = by_number[int(res.key)]  # type: ignore[call-overload]
-        if res.status == "complete":
-            study.tell(trial, res.val_accuracy[-1])
-        elif res.status == "diverged":
-            trial.set_user_attr("advisor_status", "diverged")
-            trial.set_user_attr("advisor_reason", res.reason or "diverged")
-            study.tell(trial, state=TrialState.PRUNED)
-        else:
-            trial.set_user_attr("advisor_status", "pruned")
-            study.tell(trial, state=TrialState.PRUNED)
+    with deferred_interrupt():
+        for res in results:
+            trial = by_number[int(res.key)]  # type: ignore[call-overload]
+            if res.status == "complete":
+                study.tell(trial, res.val_accuracy[-1])
+            elif res.status == "diverged":
+                trial.set_user_attr("advisor_status", "diverged")
+                trial.set_user_attr("advisor_reason", res.reason or "diverged")
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                trial.set_user_attr("advisor_status", "pruned")
+                study.tell(trial, state=TrialState.PRUNED)
     return results
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block has finished its storage writes, then raise it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[object] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def best_value(study: optuna.Study) -> float | None:

@@ -61,6 +61,7 @@ class SearchSpace:
                 opt: {name: r.to_dict() for name, r in ranges.items()}
                 for opt, ranges in self.ranges.items()
             },
+            "fixed": {opt: dict(values) for opt, values in self.fixed.items() if values},
             "schedules": list(self.schedules),
             "dimensions": list(self.dimensions),
             "reason": self.reason,
@@ -146,6 +147,7 @@ def build_space(
     tune_wd = n >= 25
     schedules = _SCHEDULES_LARGE if n >= 100 else _SCHEDULES if n >= 10 else _SCHEDULES_SMALL
     ranges: dict[str, dict[str, Range]] = {}
+    fixed: dict[str, dict[str, float]] = {}
     for opt in optimizers:
         info = get_optimizer_info(opt)
         r: dict[str, Range] = {"lr": lr_ranges.get(opt, info.search_space["lr"])}
@@ -153,7 +155,9 @@ def build_space(
             r[info.momentum_name] = momentum_ranges.get(opt, info.search_space[info.momentum_name])
         if tune_wd and "weight_decay" in info.hyperparameters:
             r["weight_decay"] = WEIGHT_DECAY_RANGE
-        ranges[opt] = r
+        # a rule may pin a hyperparameter (low == high): a fixed value, not a dimension
+        fixed[opt] = {name: rng.low for name, rng in r.items() if rng.low == rng.high}
+        ranges[opt] = {name: rng for name, rng in r.items() if rng.low != rng.high}
     if n < 10:
         reason = (
             f"about {n} trials fit the budget: fewer than 10, so only the learning rate is tuned, "
@@ -169,7 +173,7 @@ def build_space(
             f"about {n} trials fit the budget: 25 or more, so weight decay is tuned too "
             "(Tuning Playbook)"
         )
-    return SearchSpace(tuple(optimizers), ranges, schedules, reason)
+    return SearchSpace(tuple(optimizers), ranges, schedules, reason, fixed)
 
 
 def space_from_dict(d: dict[str, Any]) -> SearchSpace:
@@ -188,4 +192,8 @@ def space_from_dict(d: dict[str, Any]) -> SearchSpace:
         ranges=ranges,
         schedules=tuple(d["schedules"]),
         reason=str(d.get("reason", "")),
+        fixed={
+            opt: {k: float(v) for k, v in values.items()}
+            for opt, values in d.get("fixed", {}).items()
+        },
     )

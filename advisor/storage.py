@@ -27,6 +27,8 @@ HEARTBEAT_ATTR = "advisor_heartbeat"
 RETRY_ATTRS = ("advisor_seed",)
 #: A running trial whose heartbeat is older than this is stale (seconds).
 DEFAULT_GRACE_S = 300.0
+#: A running trial that names no worker this long after it started was orphaned at birth.
+NO_OWNER_GRACE_S = 30.0
 
 _PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/:@]*:)(?P<pw>[^@/]*)(?P<at>@)")
 
@@ -40,6 +42,47 @@ def mask_url(url: str | None) -> str | None:
     if url is None:
         return None
     return _PASSWORD.sub(r"\g<head>***\g<at>", url)
+
+
+class _FlockLock:
+    """A journal-file lock held with ``flock``: the kernel releases it when its process dies.
+
+    Optuna's default symlink lock survives a SIGKILL and then blocks every other worker
+    for its 30 s grace period (and may be broken while a slow writer still holds it).
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path + ".flock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _journal_lock(path: str) -> Any:
+    """The flock lock where the OS has ``flock`` (it duck-types Optuna's lock interface)."""
+    try:
+        import fcntl  # noqa: F401  (POSIX only)
+    except ImportError:
+        return None  # Optuna's default lock
+    return _FlockLock(path)
 
 
 def worker_id() -> str:
@@ -68,7 +111,7 @@ def open_storage(url: str | None, default_path: Path) -> tuple[Any, str]:
                 f"cannot write the study file {str(path)!r}: {exc.strerror or exc}. "
                 "Choose a writable folder with --out, or pass --storage."
             ) from exc
-        backend = JournalFileBackend(str(path))
+        backend = JournalFileBackend(str(path), lock_obj=_journal_lock(str(path)))
         return optuna.storages.JournalStorage(backend), f"journal:{path}"
     display = mask_url(url) or ""
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
@@ -128,13 +171,11 @@ def fail_stale_trials(study: optuna.Study, *, grace_s: float = DEFAULT_GRACE_S) 
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.user_attrs.get(WORKER_ATTR)
-        beat = float(
-            t.user_attrs.get(
-                HEARTBEAT_ATTR, t.datetime_start.timestamp() if t.datetime_start else now
-            )
-        )
+        started = t.datetime_start.timestamp() if t.datetime_start else now
+        beat = float(t.user_attrs.get(HEARTBEAT_ATTR, started))
         alive = _pid_alive(worker) if isinstance(worker, str) else None
-        if alive is False or (alive is None and now - beat > grace_s):
+        orphan = worker is None and now - started > min(NO_OWNER_GRACE_S, grace_s)
+        if alive is False or orphan or (alive is None and now - beat > grace_s):
             try:
                 study._storage.set_trial_user_attr(t._trial_id, "advisor_status", "interrupted")
                 study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)

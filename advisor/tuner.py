@@ -368,7 +368,9 @@ def _open_search(job: _Job) -> tuple[optuna.Study, SearchSpace, float, float]:
     stored = _wait_for_settings(search)
     _check_resume(job.study_name, stored, ds_name=job.ds_name, epochs=job.epochs, batch_size=job.batch_size, optimizers=job.optimizers)  # fmt: skip
     space = space_from_dict(stored["space"])
-    search.sampler = make_sampler(job.sampler_seed, int(stored.get("n_startup", job.population)))
+    search.sampler = make_sampler(
+        job.sampler_seed, int(stored.get("n_startup", job.population)), job.worker
+    )
     search.pruner = make_pruner()
     failed = fail_stale_trials(search)
     if failed:
@@ -380,10 +382,9 @@ def _open_search(job: _Job) -> tuple[optuna.Study, SearchSpace, float, float]:
 def _create_search(job: _Job) -> tuple[optuna.Study, SearchSpace, float, float]:
     import optuna
 
+    from advisor.optimizers import get_optimizer_info
     from advisor.search import make_pruner, make_sampler
     from advisor.space import build_space
-
-    from advisor.optimizers import get_optimizer_info
 
     chosen = _choose(job.rec, job.optimizers, job.candidates)
     job.bar.update("timing the trainer ...", force=True)
@@ -409,7 +410,7 @@ def _create_search(job: _Job) -> tuple[optuna.Study, SearchSpace, float, float]:
     n_startup = min(job.population, expected)
     search = optuna.create_study(
         study_name=job.study_name, storage=job.store, direction="maximize",
-        sampler=make_sampler(job.sampler_seed, n_startup), pruner=make_pruner(),
+        sampler=make_sampler(job.sampler_seed, n_startup, job.worker), pruner=make_pruner(),
     )  # fmt: skip
     for params in space.initial_design(n_startup, job.seed):
         search.enqueue_trial(params)

@@ -52,5 +52,7 @@ def run_workers(n: int, *, threads: int | None, kwargs: dict[str, Any]) -> TuneR
             p.join()
     bad = [p.name for p in children if p.exitcode != 0]
     if bad:
-        raise TrainingError(f"worker process(es) {', '.join(bad)} failed; the study keeps what they finished.")
+        raise TrainingError(
+            f"worker process(es) {', '.join(bad)} failed; the study keeps what they finished."
+        )
     return result

@@ -82,3 +82,15 @@ def test_round_trip_through_a_dict() -> None:
     again = space_from_dict(space.to_dict())
     assert again.signature() == space.signature()
     assert again.ranges == space.ranges
+
+
+def test_a_pinned_hyperparameter_is_fixed_not_searched() -> None:
+    pinned = Range(0.9, 0.9)
+    space = build_space(("adam",), {}, {"adam": pinned}, 12)
+    assert "beta1" not in space.ranges["adam"]
+    assert space.fixed["adam"] == {"beta1": 0.9}
+    assert "beta1" not in space.dimensions
+    study = optuna.create_study(direction="maximize")
+    _, hp, _ = space.suggest(study.ask())
+    assert hp["beta1"] == 0.9
+    assert space_from_dict(space.to_dict()).fixed == space.fixed

@@ -14,7 +14,8 @@ from advisor.train.members import (
     MemberConfig,
     MemberResult,
 )
-from advisor.train.population import Population, default_population, train_population
+from advisor.train.population import Population, default_population
+from advisor.train.population_loop import PopulationRun, train_population
 from advisor.train.reference import train_reference
 from advisor.train.routing import train_members
 from advisor.train.schedules import SCHEDULES, lr_factor
@@ -27,6 +28,7 @@ __all__ = [
     "MemberConfig",
     "MemberResult",
     "Population",
+    "PopulationRun",
     "default_population",
     "lr_factor",
     "train_members",

@@ -137,7 +137,8 @@ def train_reference(
     model = build_model(config, data, model_factory).to(dev)
     if dtype is not None:
         model = model.to(dtype)
-    x_dtype = dtype or next(model.parameters()).dtype
+    first = next(model.parameters(), None)
+    x_dtype = dtype or (first.dtype if first is not None else torch.float32)
     x_train, x_val = data.x_train.to(x_dtype), data.x_val.to(x_dtype)
     y_train = data.y_train
     n = x_train.shape[0]

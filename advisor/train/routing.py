@@ -11,7 +11,7 @@ from torch import nn
 from advisor.data import Dataset
 from advisor.errors import InvalidValueError
 from advisor.train.members import MemberConfig, MemberResult, OnEpoch, member_keys
-from advisor.train.population import train_population
+from advisor.train.population_loop import train_population
 from advisor.train.reference import as_device, train_reference
 
 

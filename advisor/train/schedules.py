@@ -17,8 +17,8 @@ learning rate by it, the reference trainer passes :func:`lr_lambda` to
 
 >>> [round(lr_factor("cosine", t, 4), 3) for t in range(4)]
 [1.0, 0.854, 0.5, 0.146]
->>> [round(lr_factor("warmup_cosine", t, 40), 3) for t in range(3)]
-[0.5, 1.0, 0.998]
+>>> [round(lr_factor("warmup_cosine", t, 40), 3) for t in range(4)]
+[0.5, 1.0, 1.0, 0.998]
 """
 
 from __future__ import annotations
