@@ -269,7 +269,10 @@ def _mnist_5k_path() -> Path:
 def stratified_split(
     labels: np.ndarray, n_holdout: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(keep, holdout)`` indices (each sorted): ``n_holdout`` items drawn class by class.
+    """``(keep, holdout)`` indices, ``n_holdout`` items drawn class by class.
+
+    Both come in a seeded random order, so any prefix is a fair sample (the source may be
+    sorted by class, as ``mnist-5k`` is).
 
     Each class gives its share of ``n_holdout`` (largest remainders get the odd items), so
     class proportions match as closely as integers allow. Same ``seed``, same split.
@@ -292,7 +295,8 @@ def stratified_split(
     rank = np.arange(n) - np.searchsorted(klass, klass)  # position within its class
     held = np.zeros(n, dtype=bool)
     held[by_class[rank < quota[klass]]] = True
-    return np.flatnonzero(~held), np.flatnonzero(held)
+    shuffle = np.random.default_rng(seed).permutation
+    return shuffle(np.flatnonzero(~held)), shuffle(np.flatnonzero(held))
 
 
 def default_validation(n_train: int) -> int:

@@ -8,6 +8,8 @@ names across the project:
 - ``lr`` — learning rate (every optimizer);
 - ``momentum`` — heavy-ball / Nesterov momentum (``momentum``, ``nesterov``);
 - ``beta1`` — first-moment decay of the Adam family (``betas=(beta1, beta2)`` in torch);
+- ``beta2``, ``eps`` — second-moment decay and epsilon of the Adam family (torch's defaults
+  unless given; tuned only with large trial budgets, as the Tuning Playbook advises);
 - ``weight_decay`` — L2 penalty (decoupled for ``adamw``).
 
 >>> get_optimizer_info("nesterov").torch_class
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     import torch
 
 #: Hyperparameter names the registry understands (canonical, torch-independent).
-HYPERPARAMETERS = ("lr", "momentum", "beta1", "weight_decay")
+HYPERPARAMETERS = ("lr", "momentum", "beta1", "beta2", "eps", "weight_decay")
 #: Bytes per fp32 number.
 FLOAT_BYTES = 4
 
@@ -94,6 +96,8 @@ class OptimizerInfo:
         names = ["lr"]
         if self.momentum_name:
             names.append(self.momentum_name)
+        if self.momentum_name == "beta1":
+            names += ["beta2", "eps"]
         if not self.full_batch:  # torch's L-BFGS takes no weight decay
             names.append("weight_decay")
         return tuple(names)
@@ -109,10 +113,12 @@ class OptimizerInfo:
         if self.momentum_name == "momentum":
             kwargs["momentum"] = hp["momentum"]
         elif self.momentum_name == "beta1":
-            kwargs["betas"] = (hp["beta1"], float(self.fixed.get("beta2", 0.999)))
+            kwargs["betas"] = (hp["beta1"], hp["beta2"])
+            if hp["eps"] != self.defaults["eps"]:  # torch's default: keep the line short
+                kwargs["eps"] = hp["eps"]
         if "weight_decay" in hp and (hp["weight_decay"] or "weight_decay" in self.defaults):
             kwargs["weight_decay"] = hp["weight_decay"]
-        kwargs.update({k: v for k, v in self.fixed.items() if k != "beta2"})
+        kwargs.update(self.fixed)
         return kwargs
 
     def resolve(self, hyperparameters: Mapping[str, float]) -> dict[str, float]:
@@ -198,7 +204,7 @@ _REGISTRY: dict[str, OptimizerInfo] = {
             torch_class="Adam",
             description="Momentum plus RMSprop-style scaling with bias correction; the common default.",
             paper="Kingma & Ba 2015, Adam: A Method for Stochastic Optimization",
-            defaults={"lr": 1e-3, "beta1": 0.9},
+            defaults={"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
             search_space={"lr": _LR_ADAM, "beta1": _BETA1},
             state_tensors=2,
             momentum_name="beta1",
@@ -209,7 +215,7 @@ _REGISTRY: dict[str, OptimizerInfo] = {
             torch_class="AdamW",
             description="Adam with decoupled weight decay (better regularization than L2 in Adam).",
             paper="Loshchilov & Hutter 2019, Decoupled Weight Decay Regularization",
-            defaults={"lr": 1e-3, "beta1": 0.9, "weight_decay": 0.01},
+            defaults={"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01},
             search_space={"lr": _LR_ADAM, "beta1": _BETA1},
             state_tensors=2,
             momentum_name="beta1",
@@ -221,7 +227,7 @@ _REGISTRY: dict[str, OptimizerInfo] = {
             torch_class="NAdam",
             description="Adam with Nesterov momentum (look-ahead first moment).",
             paper="Dozat 2016, Incorporating Nesterov Momentum into Adam",
-            defaults={"lr": 2e-3, "beta1": 0.9},
+            defaults={"lr": 2e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
             search_space={"lr": _LR_ADAM, "beta1": _BETA1},
             state_tensors=2,
             momentum_name="beta1",
@@ -232,7 +238,7 @@ _REGISTRY: dict[str, OptimizerInfo] = {
             torch_class="RAdam",
             description="Adam with the variance of the adaptive step rectified early on (warmup-free).",
             paper="Liu et al. 2020, On the Variance of the Adaptive Learning Rate and Beyond",
-            defaults={"lr": 1e-3, "beta1": 0.9},
+            defaults={"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
             search_space={"lr": _LR_ADAM, "beta1": _BETA1},
             state_tensors=2,
             momentum_name="beta1",

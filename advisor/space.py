@@ -20,6 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.optimizers import WEIGHT_DECAY_RANGE, Range, get_optimizer_info
 
+#: Adam's epsilon and beta2, tuned only with many trials (Tuning Playbook: 25+ trials → epsilon,
+#: "substantially more" → beta2). Playbook-style ranges: epsilon spans many decades.
+EPS_RANGE = Range(1e-10, 1e-3, log=True)
+BETA2_RANGE = Range(0.95, 0.9995)
+#: Trial counts from which each extra dimension is tuned.
+TRIALS_FOR_MOMENTUM, TRIALS_FOR_WD_EPS, TRIALS_FOR_BETA2 = 10, 25, 100
+
 if TYPE_CHECKING:
     import optuna
 
@@ -49,7 +56,9 @@ class SearchSpace:
         """Human names of the tuned dimensions, e.g. ``('optimizer', 'lr', 'momentum/beta1')``."""
         dims = ["optimizer"] if len(self.optimizers) > 1 else []
         names = {k for r in self.ranges.values() for k in r}
-        dims += [n for n in ("lr", "momentum", "beta1", "weight_decay") if n in names]
+        dims += [
+            n for n in ("lr", "momentum", "beta1", "beta2", "eps", "weight_decay") if n in names
+        ]
         if len(self.schedules) > 1:
             dims.append("schedule")
         return tuple(dims)
@@ -143,9 +152,16 @@ def build_space(
     them); an optimizer missing from ``momentum_ranges`` uses the registry's range.
     """
     n = expected_trials
-    tune_momentum = n >= 10
-    tune_wd = n >= 25
-    schedules = _SCHEDULES_LARGE if n >= 100 else _SCHEDULES if n >= 10 else _SCHEDULES_SMALL
+    tune_momentum = n >= TRIALS_FOR_MOMENTUM
+    tune_wd = n >= TRIALS_FOR_WD_EPS
+    tune_beta2 = n >= TRIALS_FOR_BETA2
+    schedules = (
+        _SCHEDULES_LARGE
+        if n >= TRIALS_FOR_BETA2
+        else _SCHEDULES
+        if n >= TRIALS_FOR_MOMENTUM
+        else _SCHEDULES_SMALL
+    )
     ranges: dict[str, dict[str, Range]] = {}
     fixed: dict[str, dict[str, float]] = {}
     for opt in optimizers:
@@ -155,6 +171,10 @@ def build_space(
             r[info.momentum_name] = momentum_ranges.get(opt, info.search_space[info.momentum_name])
         if tune_wd and "weight_decay" in info.hyperparameters:
             r["weight_decay"] = WEIGHT_DECAY_RANGE
+        if tune_wd and "eps" in info.hyperparameters:
+            r["eps"] = EPS_RANGE
+        if tune_beta2 and "beta2" in info.hyperparameters:
+            r["beta2"] = BETA2_RANGE
         # a rule may pin a hyperparameter (low == high): a fixed value, not a dimension
         fixed[opt] = {name: rng.low for name, rng in r.items() if rng.low == rng.high}
         ranges[opt] = {name: rng for name, rng in r.items() if rng.low != rng.high}
@@ -168,10 +188,15 @@ def build_space(
             f"about {n} trials fit the budget: 10-25, so the learning rate, momentum/beta1 and "
             "the schedule are tuned (Tuning Playbook)"
         )
+    elif n < 100:
+        reason = (
+            f"about {n} trials fit the budget: 25 or more, so weight decay and Adam's epsilon "
+            "are tuned too (Tuning Playbook)"
+        )
     else:
         reason = (
-            f"about {n} trials fit the budget: 25 or more, so weight decay is tuned too "
-            "(Tuning Playbook)"
+            f"about {n} trials fit the budget: substantially more than 25, so Adam's beta2, "
+            "epsilon and weight decay are tuned too (Tuning Playbook)"
         )
     return SearchSpace(tuple(optimizers), ranges, schedules, reason, fixed)
 

@@ -120,7 +120,7 @@ def open_storage(url: str | None, default_path: Path) -> tuple[Any, str]:
         if url.startswith("postgres://"):
             url = "postgresql://" + url.removeprefix("postgres://")
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        storage = _rdb_storage(url, engine_kwargs)
     except ImportError as exc:
         raise StorageError(
             f"the storage {display} needs a database driver that is not installed ({exc}). "
@@ -133,6 +133,21 @@ def open_storage(url: str | None, default_path: Path) -> tuple[Any, str]:
             "Check the host, port, user, password and database name in --storage."
         ) from exc
     return storage, display
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> Any:
+    """Optuna's RDB storage; retried when workers starting together race to create the tables."""
+    import optuna
+
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except Exception as exc:  # an IntegrityError from CREATE TABLE run by two workers at once
+            text = str(exc)
+            if attempt == 4 or ("duplicate key" not in text and "already exists" not in text):
+                raise
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
 
 
 def touch_heartbeat(study: optuna.Study, trial_id: int) -> None:

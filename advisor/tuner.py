@@ -171,7 +171,8 @@ class _Job:
     factory: Callable[[], torch.nn.Module] | None
     model_name: str
     device: torch.device
-    rec: Recommendation
+    n_params: int
+    rules_dirs: tuple[str | Path, ...]
     train: Callable[..., Any]
     worker: str
     bar: Progress
@@ -267,8 +268,6 @@ def _prepare(dataset: str | Dataset, *, model: Any, data: Sequence[Any] | None, 
              progress: bool, sampler_seed: int | None = None) -> _Job:  # fmt: skip
     """Check the arguments, open the storage, load the data and ask the rules for candidates."""
     from advisor.devices import resolve_device
-    from advisor.profile import Profile
-    from advisor.recommender import recommend
     from advisor.storage import open_storage, worker_id
     from advisor.train import default_population, train_members
 
@@ -294,8 +293,6 @@ def _prepare(dataset: str | Dataset, *, model: Any, data: Sequence[Any] | None, 
     bar.update(f"loading {ds_name} ...", force=True)
     ds = _load(dataset, data, data_dir, seed).to(dev)
     n_params = sum(p.numel() for p in (factory() if factory else _seed_mlp(ds)).parameters())
-    profile = Profile(params=n_params, samples=len(ds.x_train), convexity="nonconvex", budget=budget_s, batch_size=batch_size, device=dev.type)  # fmt: skip
-    rec = recommend(profile, rules_dirs=tuple(rules_dirs))
     k = 1 if factory is not None else (population or default_population(dev))
     train = functools.partial(train_members, batch_size=batch_size, device=dev, model_factory=factory, max_population=k)  # fmt: skip
     return _Job(
@@ -305,7 +302,8 @@ def _prepare(dataset: str | Dataset, *, model: Any, data: Sequence[Any] | None, 
         finalists=finalists, seeds=seeds, seed=seed,
         sampler_seed=seed if sampler_seed is None else sampler_seed, trials=trials,
         optimizers=optimizers, candidates=candidates, factory=factory,
-        model_name=_model_name(model), device=dev, rec=rec, train=train, worker=worker_id(),
+        model_name=_model_name(model), device=dev, n_params=n_params,
+        rules_dirs=tuple(rules_dirs), train=train, worker=worker_id(),
         bar=bar,
     )  # fmt: skip
 
@@ -382,15 +380,13 @@ def _open_search(job: _Job) -> tuple[optuna.Study, SearchSpace, float, float]:
 def _create_search(job: _Job) -> tuple[optuna.Study, SearchSpace, float, float]:
     import optuna
 
-    from advisor.optimizers import get_optimizer_info
+    from advisor.profile import Profile
+    from advisor.recommender import recommend
     from advisor.search import make_pruner, make_sampler
     from advisor.space import build_space
 
-    chosen = _choose(job.rec, job.optimizers, job.candidates)
     job.bar.update("timing the trainer ...", force=True)
-    # time what most trials run on: the population trainer, unless no candidate can use it
-    timed = next((o for o in chosen if get_optimizer_info(o).population), chosen[0])
-    member_epoch_s = calibrate(job.train, job.ds, job.population, job.batch_size, timed)
+    member_epoch_s = calibrate(job.train, job.ds, job.population, job.batch_size, "adam")
     final_epoch_s = (
         calibrate(job.train, job.ds, job.finalists + 1, job.batch_size, "adam")
         if job.factory is None
@@ -399,10 +395,17 @@ def _create_search(job: _Job) -> tuple[optuna.Study, SearchSpace, float, float]:
     reserve = _finals_estimate(final_epoch_s, job.finalists, job.seeds, job.epochs)
     search_s = max(job.budget_s - reserve, 0.0)
     expected = job.trials or max(int(search_s / (member_epoch_s * _expected_epochs(job.epochs))), 1)
-    lr_ranges = {c.optimizer: c.search_space["lr"] for c in job.rec.candidates}
+    # the rules see what the budget buys here: how many trials, not just how many minutes
+    profile = Profile(
+        params=job.n_params, samples=len(job.ds.x_train), convexity="nonconvex",
+        budget=job.budget_s, batch_size=job.batch_size, device=job.device.type, trials=expected,
+    )  # fmt: skip
+    rec = recommend(profile, rules_dirs=job.rules_dirs)
+    chosen = _choose(rec, job.optimizers, job.candidates)
+    lr_ranges = {c.optimizer: c.search_space["lr"] for c in rec.candidates}
     mom_ranges = {
         c.optimizer: r
-        for c in job.rec.candidates
+        for c in rec.candidates
         for name, r in c.search_space.items()
         if name in ("momentum", "beta1")
     }
@@ -429,9 +432,10 @@ def _create_search(job: _Job) -> tuple[optuna.Study, SearchSpace, float, float]:
             "search to explore in parallel batches, Bayesian optimization after (Tuning Playbook)"
         ),
         "pruner": f"successive halving (first rung after {MIN_RESOURCE} epoch, keep the best 1/{REDUCTION_FACTOR})",
-        "candidates": [c.to_dict() for c in job.rec.candidates[: max(len(chosen), job.candidates)]],
+        "candidates": [c.to_dict() for c in rec.candidates[: max(len(chosen), job.candidates)]],
         "chosen": chosen,
-        "advice": [a.to_dict() for a in job.rec.advice],
+        "advice": [a.to_dict() for a in rec.advice],
+        "profile": profile.to_dict(),
     }  # fmt: skip
     search.set_user_attr("advisor_settings", settings)  # last: its presence means "ready"
     return search, space, member_epoch_s, final_epoch_s

@@ -20,7 +20,8 @@ def _space(n: int, opts: tuple[str, ...] = ("adam", "nesterov", "sgd")):
     [
         (5, ("optimizer", "lr")),
         (12, ("optimizer", "lr", "momentum", "beta1", "schedule")),
-        (40, ("optimizer", "lr", "momentum", "beta1", "weight_decay", "schedule")),
+        (40, ("optimizer", "lr", "momentum", "beta1", "eps", "weight_decay", "schedule")),
+        (150, ("optimizer", "lr", "momentum", "beta1", "beta2", "eps", "weight_decay", "schedule")),
     ],
 )
 def test_dimensions_grow_with_the_trial_budget(trials: int, dims: tuple[str, ...]) -> None:
