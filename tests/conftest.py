@@ -26,7 +26,11 @@ def postgres_url() -> Iterator[str]:
     env = dict(os.environ, ADVISOR_PG_DIR="/tmp/advisor-pg-tests", ADVISOR_PG_PORT="55433")
     try:
         out = subprocess.run(
-            ["bash", str(ROOT / ".ci" / "postgres-up")], capture_output=True, text=True, env=env, timeout=120
+            ["bash", str(ROOT / ".ci" / "postgres-up")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         out = None
@@ -37,6 +41,8 @@ def postgres_url() -> Iterator[str]:
     if not line.startswith("export ADVISOR_TEST_POSTGRES_URL="):
         if os.environ.get("CI"):
             pytest.fail(f"CI needs a PostgreSQL server and none could be started: {reason}")
-        pytest.skip(f"no PostgreSQL server: set ADVISOR_TEST_POSTGRES_URL or install postgresql ({reason})")
+        pytest.skip(
+            f"no PostgreSQL server: set ADVISOR_TEST_POSTGRES_URL or install postgresql ({reason})"
+        )
     yield line.split("=", 1)[1]
     subprocess.run(["bash", str(ROOT / ".ci" / "postgres-down")], env=env, capture_output=True)

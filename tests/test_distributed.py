@@ -32,7 +32,12 @@ def test_three_workers_share_one_study(postgres_url: str, tmp_path: Path) -> Non
     study = f"pg-{uuid.uuid4().hex[:8]}"
     password = postgres_url.split(":")[2].split("@")[0]
     procs = [
-        subprocess.Popen(_tune(postgres_url, study, tmp_path / f"w{i}"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            _tune(postgres_url, study, tmp_path / f"w{i}"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
         for i in range(3)
     ]
     outputs = [p.communicate(timeout=480) for p in procs]
@@ -43,7 +48,9 @@ def test_three_workers_share_one_study(postgres_url: str, tmp_path: Path) -> Non
 
     storage, _ = open_storage(postgres_url, Path("unused"))
     trials = optuna.load_study(study_name=study, storage=storage).get_trials()
-    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
+    finished = [
+        t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    ]
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     # all three workers searched, none lost a trial, the cap held up to the batches in flight
     workers = {t.user_attrs[WORKER_ATTR] for t in finished}
@@ -52,7 +59,9 @@ def test_three_workers_share_one_study(postgres_url: str, tmp_path: Path) -> Non
     # every worker reports the same answer, built from the storage alone, counting every trial once
     for r in results:
         assert r["recommendation"] == results[0]["recommendation"]
-        assert sum(r["trials"][k] for k in ("complete", "pruned", "diverged", "failed")) == len(finished)
+        assert sum(r["trials"][k] for k in ("complete", "pruned", "diverged", "failed")) == len(
+            finished
+        )
         assert r["study"]["storage"] == postgres_url.replace(password, "***")
         assert password not in json.dumps(r)
     # the finalist stage ran once: one trial per seed, no seed twice

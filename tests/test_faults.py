@@ -36,7 +36,9 @@ def _trials(out: Path, study: str) -> list[optuna.trial.FrozenTrial]:
 
 def _start_and_interrupt(out: Path, study: str, sig: int) -> tuple[subprocess.Popen[str], set[int]]:
     """Start a tune, wait until it has a finished trial and a population in flight, signal it."""
-    proc = subprocess.Popen(_cmd(out, study), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cmd(out, study), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         trials = _trials(out, study)
@@ -61,7 +63,9 @@ def _check_resumed(out: Path, study: str, done_before: set[int]) -> None:
     # no completed trial is lost
     assert done_before <= {t.number for t in by_state[TrialState.COMPLETE]}
     # every interrupted trial was failed with its reason and retried once
-    interrupted = [t for t in by_state[TrialState.FAIL] if t.user_attrs.get("advisor_status") == "interrupted"]
+    interrupted = [
+        t for t in by_state[TrialState.FAIL] if t.user_attrs.get("advisor_status") == "interrupted"
+    ]
     assert interrupted
     retried = {t.user_attrs.get("advisor_retry_of") for t in trials}
     assert all(t.number in retried for t in interrupted)
@@ -93,7 +97,9 @@ def test_ctrl_c_stops_cleanly_then_rerun(tmp_path: Path) -> None:
 def test_stale_trials_of_other_processes_are_left_alone(tmp_path: Path) -> None:
     """A second worker joining a live study must not fail the first one's running trials."""
     study = "live"
-    first = subprocess.Popen(_cmd(tmp_path, study), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        _cmd(tmp_path, study), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 120
         while not any(t.state == TrialState.RUNNING for t in _trials(tmp_path, study)):
