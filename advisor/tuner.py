@@ -173,6 +173,7 @@ class _Job:
     device: torch.device
     n_params: int
     rules_dirs: tuple[str | Path, ...]
+    probe_lr: bool
     train: Callable[..., Any]
     worker: str
     bar: Progress
@@ -202,6 +203,7 @@ def tune(
     workers: int = 1,
     threads: int | None = None,
     sampler_seed: int | None = None,
+    probe_lr: bool = False,
     progress: bool = False,
 ) -> TuneResult:
     """Tune the optimizer and its hyperparameters for a model and dataset.
@@ -214,7 +216,8 @@ def tune(
     ``workers`` > 1 runs that many processes on one study (``threads`` CPU threads each,
     default: the cores shared out); on several machines, run ``tune`` on each with the same
     ``study`` and a shared ``storage`` URL instead. ``sampler_seed`` seeds TPE (default
-    ``seed``); workers on one study should use distinct ones.
+    ``seed``); workers on one study should use distinct ones. ``probe_lr`` narrows each
+    candidate's learning-rate range by an LR range test (Smith 2017) before the search.
 
     >>> r = tune(budget="30s", trials=8, seeds=2, finalists=1)  # doctest: +SKIP
     >>> r.recommendation.torch  # doctest: +SKIP
@@ -242,7 +245,7 @@ def tune(
                 batch_size=batch_size, population=population, candidates=candidates,
                 optimizers=optimizers, finalists=finalists, seeds=seeds, device=device, seed=seed,
                 study=study, storage=storage, out=out, rules_dirs=rules_dirs, data_dir=data_dir,
-                progress=progress,
+                probe_lr=probe_lr, progress=progress,
             ),
         )  # fmt: skip
     if threads is not None:
@@ -255,7 +258,7 @@ def tune(
         batch_size=batch_size, population=population, candidates=candidates,
         optimizers=optimizers, finalists=finalists, seeds=seeds, device=device, seed=seed,
         study=study, storage=storage, out=out, rules_dirs=rules_dirs, data_dir=data_dir,
-        progress=progress, sampler_seed=sampler_seed,
+        progress=progress, sampler_seed=sampler_seed, probe_lr=probe_lr,
     )  # fmt: skip
     return _run(job, Path(out) if out is not None else None)
 
@@ -265,7 +268,7 @@ def _prepare(dataset: str | Dataset, *, model: Any, data: Sequence[Any] | None, 
              candidates: int, optimizers: Sequence[str] | None, finalists: int, seeds: int,
              device: str, seed: int, study: str | None, storage: str | None,
              out: str | Path | None, rules_dirs: Sequence[str | Path], data_dir: str | None,
-             progress: bool, sampler_seed: int | None = None) -> _Job:  # fmt: skip
+             progress: bool, sampler_seed: int | None = None, probe_lr: bool = False) -> _Job:  # fmt: skip
     """Check the arguments, open the storage, load the data and ask the rules for candidates."""
     from advisor.devices import resolve_device
     from advisor.storage import open_storage, worker_id
@@ -303,7 +306,7 @@ def _prepare(dataset: str | Dataset, *, model: Any, data: Sequence[Any] | None, 
         sampler_seed=seed if sampler_seed is None else sampler_seed, trials=trials,
         optimizers=optimizers, candidates=candidates, factory=factory,
         model_name=_model_name(model), device=dev, n_params=n_params,
-        rules_dirs=tuple(rules_dirs), train=train, worker=worker_id(),
+        rules_dirs=tuple(rules_dirs), probe_lr=probe_lr, train=train, worker=worker_id(),
         bar=bar,
     )  # fmt: skip
 
@@ -403,6 +406,11 @@ def _create_search(job: _Job) -> tuple[optuna.Study, SearchSpace, float, float]:
     rec = recommend(profile, rules_dirs=job.rules_dirs)
     chosen = _choose(rec, job.optimizers, job.candidates)
     lr_ranges = {c.optimizer: c.search_space["lr"] for c in rec.candidates}
+    if job.probe_lr:
+        from advisor.lr_range import probe_ranges
+
+        job.bar.update("LR range test ...", force=True)
+        lr_ranges.update(probe_ranges(chosen, job.ds, model=job.factory, device=job.device, batch_size=job.batch_size, seed=job.seed))  # fmt: skip
     mom_ranges = {
         c.optimizer: r
         for c in rec.candidates
@@ -434,6 +442,7 @@ def _create_search(job: _Job) -> tuple[optuna.Study, SearchSpace, float, float]:
         "pruner": f"successive halving (first rung after {MIN_RESOURCE} epoch, keep the best 1/{REDUCTION_FACTOR})",
         "candidates": [c.to_dict() for c in rec.candidates[: max(len(chosen), job.candidates)]],
         "chosen": chosen,
+        "probe_lr": job.probe_lr,
         "advice": [a.to_dict() for a in rec.advice],
         "profile": profile.to_dict(),
     }  # fmt: skip

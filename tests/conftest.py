@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL server for the distributed tests."""
+"""Shared fixtures: a real PostgreSQL server for the distributed tests, one-thread torch."""
 
 from __future__ import annotations
 
@@ -46,3 +46,18 @@ def postgres_url() -> Iterator[str]:
         )
     yield line.split("=", 1)[1]
     subprocess.run(["bash", str(ROOT / ".ci" / "postgres-down")], env=env, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread for a test module (``pytestmark = pytest.mark.usefixtures(...)``).
+
+    The 2 cores are shared: two busy-waiting OpenMP threads against another process run
+    small GEMMs up to 100x slower than one thread does.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,10 +10,10 @@ Adagrad). In float64 the same code agrees to ~1e-13, so any formula slip shows a
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import replace
 
 import pytest
 import torch
+from data_helpers import subset
 
 from advisor.data import Dataset, load_dataset
 from advisor.errors import InvalidValueError, TrainingError, UnknownNameError
@@ -31,20 +31,6 @@ from advisor.train.population_optim import SUPPORTED_CLASSES, torch_settings
 
 EPOCHS = 3
 BATCH = 32  # 1,250 samples: 39 full batches and one of 2 -> 120 steps
-
-
-def subset(data: Dataset, n_train: int, n_val: int) -> Dataset:
-    """A seeded random subset (the splits of mnist-5k are sorted by class)."""
-    g = torch.Generator().manual_seed(0)
-    tr = torch.randperm(data.x_train.shape[0], generator=g)[:n_train]
-    va = torch.randperm(data.x_val.shape[0], generator=g)[:n_val]
-    return replace(
-        data,
-        x_train=data.x_train[tr],
-        y_train=data.y_train[tr],
-        x_val=data.x_val[va],
-        y_val=data.y_val[va],
-    )
 
 
 @pytest.fixture(scope="module")

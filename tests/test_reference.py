@@ -1,29 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import replace
 
 import pytest
 import torch
+from data_helpers import subset
 from torch import nn
 
 from advisor.data import Dataset, load_dataset
 from advisor.errors import InvalidValueError
 from advisor.train import EpochReport, MemberConfig, train_members, train_reference
-
-
-def subset(data: Dataset, n_train: int, n_val: int) -> Dataset:
-    """A seeded random subset (the splits of mnist-5k are sorted by class)."""
-    g = torch.Generator().manual_seed(0)
-    tr = torch.randperm(data.x_train.shape[0], generator=g)[:n_train]
-    va = torch.randperm(data.x_val.shape[0], generator=g)[:n_val]
-    return replace(
-        data,
-        x_train=data.x_train[tr],
-        y_train=data.y_train[tr],
-        x_val=data.x_val[va],
-        y_val=data.y_val[va],
-    )
 
 
 @pytest.fixture(scope="module")

@@ -133,3 +133,13 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_pat
     assert message in res.output
     assert "Traceback" not in res.output
     assert "pw@" not in res.output
+
+
+def test_probe_lr_narrows_the_searched_ranges(tmp_path: Path) -> None:
+    result = advisor.tune("mnist-5k", trials=6, study="probe", out=tmp_path, probe_lr=True,
+                          optimizers=["adam", "nesterov"], **FAST)  # fmt: skip
+    ranges = result.settings["space"]["ranges"]
+    assert result.settings["probe_lr"] is True
+    for opt in ("adam", "nesterov"):
+        assert ranges[opt]["lr"]["source"] == "lr_range_test"
+        assert ranges[opt]["lr"]["low"] < ranges[opt]["lr"]["high"]

@@ -1,11 +1,33 @@
-"""``advisor recommend``: rank optimizers for a problem profile (no torch import)."""
+"""``advisor recommend``: rank optimizers for a problem profile, given or measured.
+
+Without ``--model`` nothing is imported beyond the rules (no torch). With ``--model`` the
+profile is measured (:func:`advisor.measure.profile_model`); options given on the command
+line override measured values; ``--probe-lr`` narrows each shown candidate's ``lr`` range by
+an LR range test (:mod:`advisor.lr_range`).
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import click
 
-from advisor.cli.options import BYTES, COUNT, DURATION, device_option, format_option, rules_option
+from advisor.cli.options import (
+    BYTES,
+    COUNT,
+    DURATION,
+    data_dir_option,
+    device_option,
+    format_option,
+    rules_option,
+    seed_option,
+)
 from advisor.profile import CONVEXITY_CHOICES, DOMAIN_CHOICES, GRADIENTS_CHOICES
+
+#: Options that only make sense with --model.
+_MODEL_OPTIONS = ("dataset", "probe_lr", "out")
 
 
 @click.command()
@@ -33,9 +55,31 @@ from advisor.profile import CONVEXITY_CHOICES, DOMAIN_CHOICES, GRADIENTS_CHOICES
 )  # fmt: skip
 @device_option
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Show the best N only.")
+@click.option(
+    "--model", "model", default=None, metavar="MODULE:FACTORY",
+    help="Measure the profile of this model (e.g. advisor.models:mnist_mlp, the seed MLP); "
+    "options given above override measured values.",
+)  # fmt: skip
+@click.option(
+    "--dataset", default=None,
+    help="With --model: the data to measure on (mnist, mnist-5k, fashion-mnist, idx:DIR). "
+    "[default: mnist-5k]",
+)  # fmt: skip
+@click.option(
+    "--probe-lr", is_flag=True,
+    help="With --model: narrow each shown candidate's lr range by an LR range test.",
+)  # fmt: skip
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="With --model: write recommendation.json (and lr_range.png with --probe-lr) here.",
+)  # fmt: skip
+@seed_option
+@data_dir_option
 @rules_option
 @format_option("text", "json", "markdown")
+@click.pass_context
 def recommend(
+    ctx: click.Context,
     params: int | None,
     samples: int | None,
     convexity: str,
@@ -48,6 +92,12 @@ def recommend(
     domain: str,
     device: str,
     top: int | None,
+    model: str | None,
+    dataset: str | None,
+    probe_lr: bool,
+    out: Path | None,
+    seed: int,
+    data_dir: str | None,
     rules_dirs: tuple[str, ...],
     fmt: str,
 ) -> None:
@@ -56,23 +106,89 @@ def recommend(
     \b
     advisor recommend --params 118k --samples 55k --convexity nonconvex --budget 10m
     advisor recommend --params 1e9 --memory 8GB --format json
+    advisor recommend --model advisor.models:mnist_mlp --dataset mnist-5k --probe-lr
     """
     from advisor.profile import Profile
     from advisor.recommender import recommend as run
 
-    profile = Profile(
-        params=params,
-        samples=samples,
-        convexity=convexity,
-        budget=budget,
-        memory=memory,
-        device=device,
-        batch_size=batch_size,
-        sparse_gradients=sparse_gradients,
-        gradients=gradients,
-        trials=trials,
-        domain=domain,
-    )
-    rec = run(profile, rules_dirs=rules_dirs, top=top)
-    output = {"json": rec.to_json, "markdown": rec.to_markdown}.get(fmt, rec.to_text)()
+    values: dict[str, Any] = {
+        "params": params, "samples": samples, "convexity": convexity, "budget": budget,
+        "memory": memory, "batch_size": batch_size, "sparse_gradients": sparse_gradients,
+        "gradients": gradients, "trials": trials, "domain": domain, "device": device,
+    }  # fmt: skip
+    if model is None:
+        extra = [n for n in _MODEL_OPTIONS if _given(ctx, n)]
+        if extra:
+            flags = ", ".join("--" + n.replace("_", "-") for n in extra)
+            verb = "needs" if len(extra) == 1 else "need"
+            raise click.UsageError(f"{flags} {verb} --model MODULE:FACTORY (the model to measure).")
+        rec = run(Profile(**values), rules_dirs=rules_dirs, top=top)
+        output = {"json": rec.to_json, "markdown": rec.to_markdown}.get(fmt, rec.to_text)()
+    else:
+        given = {name: value for name, value in values.items() if _given(ctx, name)}
+        output = _measured(
+            model, dataset or "mnist-5k", given, device=device, batch_size=batch_size or 128,
+            budget=budget, seed=seed, data_dir=data_dir, probe_lr=probe_lr, out=out,
+            rules_dirs=rules_dirs, top=top, fmt=fmt,
+        )  # fmt: skip
     click.echo(output.rstrip("\n"))
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether the option was given (command line or environment), not left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source != click.core.ParameterSource.DEFAULT
+
+
+def _measured(
+    model: str, dataset: str, given: dict[str, Any], *, device: str, batch_size: int,
+    budget: float | None, seed: int, data_dir: str | None, probe_lr: bool, out: Path | None,
+    rules_dirs: tuple[str, ...], top: int | None, fmt: str,
+) -> str:  # fmt: skip
+    """Measure, recommend, probe; return the output in format ``fmt``."""
+    from advisor.errors import InvalidValueError
+    from advisor.lr_range import apply_lr_range, lr_range_test, results_text
+    from advisor.measure import load_data, profile_model
+    from advisor.optimizers import get_optimizer_info
+    from advisor.recommender import recommend as run
+
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidValueError(
+                f"--out {str(out)!r} cannot be created ({exc.strerror or exc}). Choose another folder."
+            ) from exc
+    data = load_data(dataset, seed, data_dir)
+    measured = profile_model(
+        model, data, device=device, batch_size=batch_size, budget=budget, seed=seed
+    )
+    profile = measured.to_profile(given)
+    rec = run(profile, rules_dirs=rules_dirs, top=top)
+    results = {}
+    names = [c.optimizer for c in rec.candidates if not get_optimizer_info(c.optimizer).full_batch]  # fmt: skip
+    if probe_lr and names:  # full-batch L-BFGS has no lr range to probe
+        plot = out / "lr_range.png" if out is not None else None
+        results = lr_range_test(
+            names, data, model=model, batch_size=batch_size, seed=seed, device=device, plot=plot
+        )
+        rec = apply_lr_range(rec, results)
+    doc = rec.to_dict()
+    doc["profile"]["measured"] = measured.to_dict(profile, rules_dirs)
+    if results:
+        doc["lr_range_test"] = {name: r.to_dict() for name, r in results.items()}
+    if out is not None:
+        (out / "recommendation.json").write_text(json.dumps(doc, indent=2) + "\n")
+    if fmt == "json":
+        return json.dumps(doc, indent=2)
+    measured_text = measured.to_text(profile, rules_dirs)
+    probe = f"LR range test (range = [lr_min / 100, lr_min])\n{results_text(results)}"
+    if fmt == "markdown":
+        parts = [rec.to_markdown(), "## Measured profile", "", "```", measured_text, "```"]
+        if results:
+            parts += ["", "## LR range test", "", "```", results_text(results), "```"]
+        return "\n".join(parts) + "\n"
+    parts = [measured_text, ""]
+    if results:
+        parts += [probe, ""]
+    return "\n".join([*parts, rec.to_text()])

@@ -123,6 +123,12 @@ study_option = click.option(
     default=None,
     help="CPU threads per worker [default: cores / workers].",
 )
+@click.option(
+    "--probe-lr/--no-probe-lr",
+    default=False,
+    show_default=True,
+    help="Narrow each candidate's learning-rate range by an LR range test (Smith 2017) first.",
+)
 @click.option("--quiet", is_flag=True, help="No progress line.")
 def tune(fmt: str, quiet: bool, **kwargs: Any) -> None:
     """Tune the optimizer, learning rate and momentum by really training the model.

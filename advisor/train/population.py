@@ -113,7 +113,10 @@ class Population:
     ``configs`` and ``keys`` are in the caller's order; members are reordered internally so
     that each update group is contiguous (``self.keys`` gives the internal order).
     ``total_steps`` is the length of the schedules. ``fused=None`` uses torch's fused CPU
-    optimizer kernels on the CPU and the vectorized updates elsewhere.
+    optimizer kernels on the CPU and the vectorized updates elsewhere. ``lr_table`` (at
+    least ``total_steps`` factors) replaces every member's schedule: member ``k``'s
+    learning rate at step ``t`` is then its base ``lr`` times ``lr_table[t]`` (the
+    exponential ramp of an LR range test, :mod:`advisor.lr_range`).
     """
 
     def __init__(
@@ -129,6 +132,7 @@ class Population:
         dtype: torch.dtype = torch.float32,
         fused: bool | None = None,
         gemm: str = "auto",
+        lr_table: Sequence[float] | None = None,
     ) -> None:
         self.device = as_device(device)
         self.onednn = _use_onednn(gemm, self.device, dtype)
@@ -148,7 +152,15 @@ class Population:
             for run in runs
             for start in range(0, len(run), MAX_GROUP)
         ]
-        tables = {c.schedule: lr_factors(c.schedule, total_steps) for c in self.configs}
+        if lr_table is not None:
+            if len(lr_table) < total_steps:
+                raise InvalidValueError(
+                    f"lr_table needs a factor for each of the {total_steps} steps, "
+                    f"got {len(lr_table)}."
+                )
+            tables = {c.schedule: [float(f) for f in lr_table] for c in self.configs}
+        else:
+            tables = {c.schedule: lr_factors(c.schedule, total_steps) for c in self.configs}
         self.lr_tables = [tables[c.schedule] for c in self.configs]
         self.base_lrs = [c.resolved()["lr"] for c in self.configs]
         self.params = self._initial_weights()
