@@ -342,7 +342,7 @@ def _create_search(job: _Job) -> tuple[optuna.Study, SearchSpace, float, float]:
         if job.factory is None
         else member_epoch_s
     )
-    reserve = finals_estimate(final_epoch_s, job.finalists, job.seeds, job.epochs)
+    reserve = finals_reserve(final_epoch_s, job)
     search_s = max(job.budget_s - reserve, 0.0)
     expected = job.trials or max(int(search_s / (member_epoch_s * expected_epochs(job.epochs))), 1)
     # the rules see what the budget buys here: how many trials, not just how many minutes
@@ -418,7 +418,7 @@ def _search(job: _Job, search: optuna.Study, space: SearchSpace, member_epoch_s:
 
     session_key = f"advisor_session:{job.worker}"
     session_start = time.time()
-    reserve = finals_estimate(final_epoch_s, job.finalists, job.seeds, job.epochs)
+    reserve = finals_reserve(final_epoch_s, job)
     deadline = session_start + max(job.budget_s - spent_before, 0.0) - reserve
     state = SearchState(member_epoch_s=member_epoch_s, epochs_per_trial=expected_epochs(job.epochs))
     k = job.population
@@ -431,7 +431,9 @@ def _search(job: _Job, search: optuna.Study, space: SearchSpace, member_epoch_s:
             left = deadline - time.time()
             batch = k if job.trials is None else min(k, job.trials - done)
             per_member = state.member_epoch_s * state.epochs_per_trial * 1.15
-            if per_member * batch > left:
+            if per_member * batch > left and best_value(search) is not None:
+                # out of time; but a study with no complete trial has nothing to recommend,
+                # so the first batch always runs
                 batch = int(left / per_member) if job.factory is None else 0
                 if batch < min(2, k):
                     break
@@ -467,6 +469,13 @@ def _model_name(model: object) -> str:
     if isinstance(model, str):
         return model
     return f"{getattr(model, '__module__', '?')}:{getattr(model, '__qualname__', repr(model))}"
+
+
+def finals_reserve(final_epoch_s: float, job: _Job) -> float:
+    """Time kept for the finalist stage: its estimate, but at most half the budget."""
+    return min(
+        finals_estimate(final_epoch_s, job.finalists, job.seeds, job.epochs), job.budget_s / 2
+    )
 
 
 def _try_load(name: str, storage: Any) -> optuna.Study | None:
