@@ -204,9 +204,13 @@ def best_value(study: optuna.Study) -> float | None:
 
 
 def finished_trials(study: optuna.Study) -> int:
+    """Trials that ran to an answer (complete, pruned or diverged): what ``--trials`` caps.
+
+    Failed (interrupted) trials do not count: their retries are queued and still to run.
+    """
     from optuna.trial import TrialState
 
-    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    done = (TrialState.COMPLETE, TrialState.PRUNED)
     return len(study.get_trials(deepcopy=False, states=done))
 
 

@@ -63,7 +63,10 @@ study_option = click.option(
     help="Wall time for everything, e.g. 90s, 5m, 2h [default: 1m on mnist-5k, 5m otherwise].",
 )
 @click.option(
-    "--trials", type=POSITIVE, default=None, help="Stop the search after this many trials."
+    "--trials",
+    type=POSITIVE,
+    default=None,
+    help="Stop the search after this many finished trials (complete, pruned or diverged).",
 )
 @click.option("--epochs", type=POSITIVE, default=5, show_default=True, help="Epochs per trial.")
 @click.option("--batch-size", type=POSITIVE, default=128, show_default=True)
