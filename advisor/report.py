@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from advisor.errors import AdvisorError
 from advisor.units import format_duration
@@ -14,11 +15,11 @@ if TYPE_CHECKING:
     from advisor.stats import Summary
 
 
-def schedule_line(schedule: str, settings: dict[str, object]) -> str:
+def schedule_line(schedule: str, settings: Mapping[str, Any]) -> str:
     """How to reproduce the LR schedule in plain PyTorch (stepped once per batch)."""
-    n_train = int(settings.get("n_train", 0) or 0)  # type: ignore[call-overload]
-    batch = int(settings.get("batch_size", 128) or 128)  # type: ignore[call-overload]
-    epochs = int(settings.get("epochs", 5) or 5)  # type: ignore[call-overload]
+    n_train = int(settings.get("n_train") or 0)
+    batch = int(settings.get("batch_size") or 128)
+    epochs = int(settings.get("epochs") or 5)
     steps = epochs * math.ceil(n_train / batch) if n_train else None
     t = str(steps) if steps else "epochs * batches_per_epoch"
     if schedule == "cosine":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advisor.errors import AdvisorError
@@ -107,7 +108,7 @@ class TuneResult:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, default=_json_default)
+        return json.dumps(self.to_dict(), indent=indent)
 
     def to_text(self) -> str:
         from advisor.report import tune_text
@@ -120,15 +121,7 @@ class TuneResult:
         return tune_markdown(self)
 
 
-def _json_default(o: object) -> object:
-    if isinstance(o, float):
-        return o
-    return str(o)
-
-
-def _journal_path(display: str) -> Any:
-    from pathlib import Path
-
+def _journal_path(display: str) -> Path:
     return Path(display.removeprefix("journal:"))
 
 

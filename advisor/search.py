@@ -224,10 +224,3 @@ def interrupt_trials(study: optuna.Study, numbers: Iterable[int], reason: str) -
             study._storage.set_trial_user_attr(t._trial_id, "advisor_reason", reason)
             study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
             study.enqueue_trial(t.params, user_attrs={"advisor_retry_of": t.number})
-
-
-def describe(study: optuna.Study) -> dict[str, Any]:
-    """Counts for the progress line."""
-    from advisor.results import count_trials
-
-    return count_trials(study)
