@@ -63,6 +63,11 @@ def default_population(device: str | torch.device = "cpu") -> int:
     return {"cuda": 256, "mps": 64}.get(kind, 16)
 
 
+#: torch's fused optimizer kernels run on the CPU from torch 2.5 on (the package accepts
+#: torch >= 2.2: older versions take the vectorized updates, which give the same result)
+_FUSED_CPU = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 5)
+
+
 def _onednn_available() -> bool:
     return bool(torch.backends.mkldnn.is_available()) and hasattr(  # type: ignore[no-untyped-call]
         torch.ops.mkldnn, "_linear_pointwise"
@@ -138,7 +143,7 @@ class Population:
         self.onednn = _use_onednn(gemm, self.device, dtype)
         self.dtype = dtype
         self.hidden, self.n_features, self.n_classes = hidden, n_features, n_classes
-        fused = self.device.type == "cpu" if fused is None else fused
+        fused = self.device.type == "cpu" and _FUSED_CPU if fused is None else fused
         settings = [torch_settings(c.optimizer, c.hyperparameters) for c in configs]
         gkeys = [group_key(s) for s in settings]
         # stable sort by first appearance of the group key: groups become contiguous
