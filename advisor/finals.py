@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from advisor.results import BASELINE, BASELINE_LABEL, FINAL_SUFFIX
-from advisor.storage import WORKER_ATTR, fail_stale_trials, touch_heartbeat
+from advisor.storage import WORKER_ATTR, fail_and_requeue, fail_stale_trials, touch_heartbeat
 
 if TYPE_CHECKING:
     import optuna
@@ -152,11 +152,13 @@ def run_finals(
         ]
         try:
             results = train(configs, data, epochs=epochs, data_seed=int(s), evaluate_test=True)
-        except BaseException:
-            final._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-            final.enqueue_trial(
-                {}, user_attrs={"advisor_seed": s, "advisor_retry_of": trial.number}
+        except BaseException as exc:
+            reason = (
+                "interrupted"
+                if isinstance(exc, KeyboardInterrupt)
+                else f"{type(exc).__name__}: {exc}"
             )
+            fail_and_requeue(final, final._storage.get_trial(trial._trial_id), reason)
             raise
         members: dict[str, dict[str, Any]] = {
             str(r.key): {

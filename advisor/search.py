@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from advisor.storage import WORKER_ATTR, touch_heartbeat
+from advisor.storage import WORKER_ATTR, fail_and_requeue, touch_heartbeat
 
 if TYPE_CHECKING:
     import optuna
@@ -218,9 +218,7 @@ def interrupt_trials(study: optuna.Study, numbers: Iterable[int], reason: str) -
     """Fail trials left running by an interruption and queue their parameters again."""
     from optuna.trial import TrialState
 
+    wanted = set(numbers)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.number in set(numbers):
-            study._storage.set_trial_user_attr(t._trial_id, "advisor_status", "interrupted")
-            study._storage.set_trial_user_attr(t._trial_id, "advisor_reason", reason)
-            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-            study.enqueue_trial(t.params, user_attrs={"advisor_retry_of": t.number})
+        if t.number in wanted:
+            fail_and_requeue(study, t, reason)

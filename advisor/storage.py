@@ -19,6 +19,7 @@ from advisor.errors import StorageError
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
 #: Trial user attributes written by advisor.
 WORKER_ATTR = "advisor_worker"
@@ -172,6 +173,29 @@ def _pid_alive(worker: str) -> bool | None:
     return True
 
 
+def fail_and_requeue(
+    study: optuna.Study, trial: FrozenTrial, reason: str, *, retry: bool = True
+) -> bool:
+    """Fail a running trial as interrupted, with ``reason``; with ``retry``, queue its work again.
+
+    The retry keeps the parameters and what identifies the work (:data:`RETRY_ATTRS`, e.g.
+    the seed of a finalist run). False when another worker finished the trial first.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        study._storage.set_trial_user_attr(trial._trial_id, "advisor_status", "interrupted")
+        study._storage.set_trial_user_attr(trial._trial_id, "advisor_reason", reason)
+        study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    if retry:
+        attrs = {k: v for k, v in trial.user_attrs.items() if k in RETRY_ATTRS}
+        study.enqueue_trial(trial.params, user_attrs={**attrs, "advisor_retry_of": trial.number})
+    return True
+
+
 def fail_stale_trials(study: optuna.Study, *, grace_s: float = DEFAULT_GRACE_S) -> list[int]:
     """Fail RUNNING trials whose worker is gone; return their numbers.
 
@@ -179,7 +203,6 @@ def fail_stale_trials(study: optuna.Study, *, grace_s: float = DEFAULT_GRACE_S) 
     when its heartbeat is older than ``grace_s``. Their parameters are queued again (once),
     so an interrupted trial is retried rather than lost.
     """
-    import optuna
     from optuna.trial import TrialState
 
     now = time.time()
@@ -190,15 +213,8 @@ def fail_stale_trials(study: optuna.Study, *, grace_s: float = DEFAULT_GRACE_S) 
         beat = float(t.user_attrs.get(HEARTBEAT_ATTR, started))
         alive = _pid_alive(worker) if isinstance(worker, str) else None
         orphan = worker is None and now - started > min(NO_OWNER_GRACE_S, grace_s)
-        if alive is False or orphan or (alive is None and now - beat > grace_s):
-            try:
-                study._storage.set_trial_user_attr(t._trial_id, "advisor_status", "interrupted")
-                study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # another worker got there first
+        stale = alive is False or orphan or (alive is None and now - beat > grace_s)
+        retry = "advisor_retry_of" not in t.user_attrs  # a retry that dies again is not retried
+        if stale and fail_and_requeue(study, t, "its worker stopped", retry=retry):
             failed.append(t.number)
-            if "advisor_retry_of" not in t.user_attrs:
-                # keep what identifies the work (e.g. the seed of a finalist run) for the retry
-                attrs = {k: v for k, v in t.user_attrs.items() if k in RETRY_ATTRS}
-                study.enqueue_trial(t.params, user_attrs={**attrs, "advisor_retry_of": t.number})
     return failed
