@@ -37,8 +37,8 @@ _EXPORTS = {
     "list_datasets": "advisor.data",
     "mnist_mlp": "advisor.models",
     "tune": "advisor.tuner",
-    "TuneResult": "advisor.tuner",
-    "build_report": "advisor.tuner",
+    "TuneResult": "advisor.results",
+    "load_result": "advisor.results",
     "run_bench": "advisor.benchmark",
     "profile_model": "advisor.measure",
 }

@@ -268,3 +268,48 @@ def list_studies(storage: Any) -> list[str]:
     summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
     summaries.sort(key=lambda s: (s.datetime_start is None, s.datetime_start or 0, s.study_name))
     return [s.study_name for s in summaries if not s.study_name.endswith(FINAL_SUFFIX)]
+
+
+def load_result(
+    study: str | None = None,
+    *,
+    storage: str | None = None,
+    out: str | Path | None = None,
+) -> TuneResult:
+    """The result of a tuning run, rebuilt from its storage alone (``advisor report``).
+
+    ``storage``: the Optuna URL the run used; without it, the journal file that
+    ``tune(out=...)`` wrote in ``out`` (default ``advisor-runs/``). ``study``: its name
+    (default: the newest search study there). With ``out``, the report files are (re)written
+    there too.
+
+    >>> result = load_result(out="runs/fmnist")  # doctest: +SKIP
+    """
+    from advisor.errors import StorageError
+    from advisor.storage import open_storage
+    from advisor.tuner import DEFAULT_OUT
+
+    folder = Path(out) if out is not None else None
+    path = DEFAULT_OUT / "studies.journal"
+    if storage is None:
+        found = [p for p in (folder and folder / "studies.journal", path) if p and p.exists()]
+        if not found:
+            raise StorageError(
+                f"no study file in {folder or DEFAULT_OUT}/; pass a storage URL, or the folder "
+                "where `advisor tune --out DIR` wrote it."
+            )
+        path = found[0]
+    store, display = open_storage(storage, path)
+    if study is None:
+        names = list_studies(store)
+        if not names:
+            raise StorageError(
+                f"no study in {display}; pass the storage or the folder where the study was written."
+            )
+        study = names[-1]
+    result = build_result(store, study, storage_display=display, storage_url=storage)
+    if folder is not None:
+        from advisor.report import write_outputs
+
+        write_outputs(result, folder)
+    return result

@@ -77,10 +77,22 @@ def test_report_is_rebuilt_from_storage_alone(tuned: tuple[advisor.TuneResult, P
     storage, display = open_storage(None, out / "studies.journal")
     again = build_result(storage, "t1", storage_display=display)
     assert again.to_dict()["recommendation"] == result.to_dict()["recommendation"]
+    # the public API finds the newest study in the folder by itself
+    loaded = advisor.load_result(out=out)
+    assert loaded.study_name == "t1"
+    assert loaded.to_dict()["recommendation"] == result.to_dict()["recommendation"]
     runner = CliRunner()
     res = runner.invoke(cli, ["report", "--study", "t1", "--out", str(out), "--format", "json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["recommendation"] == result.to_dict()["recommendation"]
+
+
+def test_report_without_a_study_file_says_where_it_looked(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["report", "--out", str(tmp_path / "nothing-here")])
+    assert res.exit_code == 2
+    assert "no study file in" in res.output and "nothing-here" in res.output
+    with pytest.raises(advisor.AdvisorError, match="no study file"):
+        advisor.load_result(out=tmp_path / "nothing-here")
 
 
 def test_resume_continues_the_same_study(tuned: tuple[advisor.TuneResult, Path]) -> None:

@@ -108,7 +108,7 @@ study_option = click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Write report.md, result.json and PNG plots here (and the study file).",
+    help="Write report.md, result.json and PNG plots here (and the study file) [default: advisor-runs/].",
 )
 @rules_option
 @data_dir_option
@@ -185,32 +185,7 @@ def report(study: str | None, storage: str | None, out: Path | None, fmt: str) -
     advisor report --study mnist-5k-20261125-101500
     advisor report --study s1 --storage postgresql://u:p@db/optuna --out runs/s1
     """
-    from advisor.results import build_result
-    from advisor.storage import open_storage
-    from advisor.tuner import DEFAULT_OUT
+    from advisor.results import load_result
 
-    path = DEFAULT_OUT / "studies.journal"
-    if storage is None:
-        found = [p for p in (out and out / "studies.journal", path) if p and p.exists()]
-        if not found:
-            raise click.UsageError(
-                f"no study file in {out or DEFAULT_OUT}/; pass --storage URL, or --out DIR where "
-                "`advisor tune --out DIR` wrote it."
-            )
-        path = found[0]
-    store, display = open_storage(storage, path)
-    if study is None:
-        from advisor.results import list_studies
-
-        names = list_studies(store)
-        if not names:
-            raise click.UsageError(
-                f"no study in {display}; pass --storage or --out where the study was written."
-            )
-        study = names[-1]
-    result = build_result(store, study, storage_display=display, storage_url=storage)
-    if out is not None:
-        from advisor.report import write_outputs
-
-        write_outputs(result, out)
+    result = load_result(study, storage=storage, out=out)
     _emit(result, fmt)

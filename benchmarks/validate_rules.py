@@ -1,0 +1,410 @@
+"""Check advisor's advice against the truth, measured by grid search (issue 7).
+
+    python benchmarks/validate_rules.py                       # every scenario; writes docs/VALIDATION.md
+    python benchmarks/validate_rules.py --only tiny-data-mlp --no-doc
+    python benchmarks/validate_rules.py --from-json docs/benchmarks/validation.json
+
+For each scenario of ``scenarios.py`` (a kind of model users bring), the profile is
+measured by ``advisor.profile_model`` and given to ``advisor.recommend``. The truth comes
+from a grid over every registered optimizer x learning rate (x momentum for SGD with
+momentum and Nesterov), each point trained on 3 seeds (weights and minibatch order; the
+same seeds for every point, so comparisons are paired). An optimizer's score is the mean
+validation accuracy of its best grid point. Two questions per scenario:
+
+1. Is the measured best optimizer, or one statistically tied with it (paired t-test over
+   the seeds, p >= 0.05), among advisor's top 3?
+2. Does each top-3 candidate's learning-rate range contain that optimizer's best grid
+   learning rate, or one tied with it (same paired test)?
+
+Under a tight budget (``lr_draws``) the question is what a few trials find, not what a full
+grid finds: an optimizer's score is the expected best of ``lr_draws`` learning rates drawn
+log-uniformly from its recommended range (other hyperparameters at their defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from machine import describe
+from scenarios import SCENARIOS, Scenario
+
+import advisor
+from advisor.optimizers import Range
+from advisor.stats import paired_p_value
+from advisor.train import MemberConfig, train_members
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "VALIDATION.md"
+RAW = ROOT / "docs" / "benchmarks" / "validation.json"
+PLOT = ROOT / "docs" / "benchmarks" / "validation.png"
+
+SEEDS = (30_000, 30_001, 30_002)
+LRS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+LBFGS_LRS = (0.03, 0.1, 0.3, 1.0)
+MOMENTA = (0.5, 0.9, 0.99)
+TIED_P = 0.05
+TOP = 3
+
+
+@dataclass
+class Point:
+    """One grid point: its configuration and per-seed results."""
+
+    optimizer: str
+    lr: float
+    momentum: float | None
+    val: list[float]
+    test: list[float]
+    diverged: int
+
+    @property
+    def mean_val(self) -> float:
+        return statistics.mean(self.val)
+
+
+def grid(extra_lrs: tuple[float, ...] = ()) -> list[tuple[str, dict[str, float]]]:
+    points: list[tuple[str, dict[str, float]]] = []
+    for name in advisor.list_optimizers():
+        info = advisor.get_optimizer_info(name)
+        lrs = LBFGS_LRS if info.full_batch else LRS + extra_lrs
+        momenta = MOMENTA if name in ("momentum", "nesterov") else (None,)
+        for lr in lrs:
+            for m in momenta:
+                points.append((name, {"lr": lr} | ({} if m is None else {"momentum": m})))
+    return points
+
+
+def run_grid(s: Scenario, data: advisor.Dataset, progress: bool) -> list[Point]:
+    specs = grid(s.extra_lrs)
+    points = [Point(n, h["lr"], h.get("momentum"), [], [], 0) for n, h in specs]
+    chance = 1.0 / data.n_classes
+    factory = None if s.model is None else s.model(data)
+    for i, seed in enumerate(SEEDS):
+        t0 = time.perf_counter()
+        configs = [MemberConfig(n, h, init_seed=seed) for n, h in specs]
+        results = train_members(
+            configs,
+            data,
+            epochs=s.epochs,
+            batch_size=s.batch_size,
+            data_seed=seed,
+            evaluate_test=True,
+            model_factory=factory,
+            max_population=32,
+        )
+        for p, r in zip(points, results):
+            ok = r.status == "complete"
+            # a diverged run scores as a guess: that is what its model is worth
+            p.val.append(r.val_accuracy[-1] if ok else chance)
+            p.test.append(r.test_accuracy if ok and r.test_accuracy is not None else chance)
+            p.diverged += not ok
+        if progress:
+            print(
+                f"  {s.name}: seed {i + 1}/{len(SEEDS)}, {len(specs)} runs in {time.perf_counter() - t0:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return points
+
+
+# ---------------------------------------------------------------------------- the truth
+
+
+def expected_best_of(values: list[float], draws: int) -> float:
+    """E[max of ``draws`` picks with replacement from ``values``] (uniform picks)."""
+    v = sorted(values)
+    m = len(v)
+    return sum(x * ((k / m) ** draws - ((k - 1) / m) ** draws) for k, x in enumerate(v, 1))
+
+
+def optimizer_scores(
+    points: list[Point], ranges: dict[str, Range], draws: int | None
+) -> dict[str, dict[str, Any]]:
+    """Per optimizer: its per-seed scores, the best grid point, and (tight budget) the draws' range."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in advisor.list_optimizers():
+        mine = [p for p in points if p.optimizer == name]
+        best = max(mine, key=lambda p: p.mean_val)
+        if draws is None:
+            per_seed = list(best.val)
+            test = list(best.test)
+        else:
+            default_m = advisor.get_optimizer_info(name).defaults.get("momentum")
+            pool = [
+                p
+                for p in mine
+                if ranges[name].contains(p.lr) and (p.momentum is None or p.momentum == default_m)
+            ] or [min(mine, key=lambda p: abs(p.lr - ranges[name].low))]
+            per_seed = [
+                expected_best_of([p.val[i] for p in pool], draws) for i in range(len(SEEDS))
+            ]
+            test = [expected_best_of([p.test[i] for p in pool], draws) for i in range(len(SEEDS))]
+        tied_lrs = sorted(
+            {p.lr for p in mine if p is best or paired_p_value(best.val, p.val) >= TIED_P}
+        )
+        out[name] = {
+            "tied_lrs": tied_lrs,
+            "val": per_seed,
+            "test": test,
+            "mean_val": statistics.mean(per_seed),
+            "mean_test": statistics.mean(test),
+            "best_lr": best.lr,
+            "best_momentum": best.momentum,
+        }
+    return out
+
+
+@dataclass
+class Verdict:
+    scenario: str
+    what: str
+    profile: str
+    top: list[str]
+    ranges: dict[str, list[float]]
+    scores: dict[str, dict[str, Any]]
+    best: str
+    tied: list[str]
+    hit: bool
+    lr_checks: dict[str, bool]
+    fired: list[str]
+    wall_s: float
+
+    @property
+    def lr_ok(self) -> bool:
+        return all(self.lr_checks.values())
+
+
+def judge(s: Scenario, points: list[Point], profile: advisor.Profile, wall: float) -> Verdict:
+    rec = advisor.recommend(profile)
+    ranges = {c.optimizer: c.search_space["lr"] for c in rec.candidates}
+    scores = optimizer_scores(points, ranges, s.lr_draws)
+    best = max(scores, key=lambda n: scores[n]["mean_val"])
+    tied = [
+        n
+        for n in scores
+        if n == best or paired_p_value(scores[best]["val"], scores[n]["val"]) >= TIED_P
+    ]
+    tied.sort(key=lambda n: -scores[n]["mean_val"])
+    top = [c.optimizer for c in rec.candidates[:TOP]]
+    lr_checks = {n: any(ranges[n].contains(lr) for lr in scores[n]["tied_lrs"]) for n in top}
+    return Verdict(
+        scenario=s.name,
+        what=s.what,
+        profile=profile.describe(),
+        top=top,
+        ranges={n: [r.low, r.high] for n, r in ranges.items()},
+        scores=scores,
+        best=best,
+        tied=tied,
+        hit=any(n in tied for n in top),
+        lr_checks=lr_checks,
+        fired=[f.rule.id for f in rec.fired],
+        wall_s=round(wall, 1),
+    )
+
+
+def validate(s: Scenario, progress: bool) -> tuple[Verdict, list[Point]]:
+    t0 = time.perf_counter()
+    data = s.data()
+    factory = None if s.model is None else s.model(data)
+    measured = advisor.profile_model(factory, data, device="cpu", batch_size=s.batch_size)
+    profile = measured.to_profile(s.overrides)
+    points = run_grid(s, data, progress)
+    return judge(s, points, profile, time.perf_counter() - t0), points
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.2f}"
+
+
+def _lrs(score: dict[str, Any]) -> str:
+    """The best lr, and the span of the lrs tied with it."""
+    tied = score["tied_lrs"]
+    span = f" (tied {tied[0]:g}..{tied[-1]:g})" if len(tied) > 1 else ""
+    return f"{score['best_lr']:g}{span}"
+
+
+def summary_table(verdicts: list[Verdict]) -> str:
+    lines = [
+        "| scenario | advisor's top 3 | measured best (val %) | tied with it (p >= 0.05) | best or tied in top 3? | lr range holds the best lr? |",
+        "|---|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        lr = ", ".join(
+            f"{n} {'yes' if ok else 'NO'} ({_lrs(v.scores[n])} vs {v.ranges[n][0]:g}..{v.ranges[n][1]:g})"
+            for n, ok in v.lr_checks.items()
+        )
+        lines.append(
+            f"| {v.scenario} | {', '.join(v.top)} | {v.best} ({_pct(v.scores[v.best]['mean_val'])}) | "
+            f"{', '.join(v.tied)} | {'yes' if v.hit else 'NO'} | {lr} |"
+        )
+    return "\n".join(lines)
+
+
+def detail_table(v: Verdict) -> str:
+    rank = {n: i + 1 for i, n in enumerate(v.top)}
+    lines = [
+        "| optimizer | advisor rank | val % (mean of 3 seeds) | test % | best lr (tied) | best momentum | recommended lr range |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n in sorted(v.scores, key=lambda n: -v.scores[n]["mean_val"]):
+        sc = v.scores[n]
+        mark = " (best)" if n == v.best else (" (tied)" if n in v.tied else "")
+        mom = "-" if sc["best_momentum"] is None else f"{sc['best_momentum']:g}"
+        lines.append(
+            f"| {n}{mark} | {rank.get(n, '-')} | {_pct(sc['mean_val'])} | {_pct(sc['mean_test'])} | "
+            f"{_lrs(sc)} | {mom} | {v.ranges[n][0]:g}..{v.ranges[n][1]:g} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(verdicts: list[Verdict], all_points: dict[str, list[Point]], path: Path) -> None:
+    """Validation accuracy against learning rate per optimizer, one panel per scenario."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 4
+    rows = (len(verdicts) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, v in zip(axes.flat, verdicts):
+        for name in advisor.list_optimizers():
+            mine = [p for p in all_points[v.scenario] if p.optimizer == name]
+            by_lr: dict[float, float] = {}
+            for p in mine:  # best momentum at each lr
+                by_lr[p.lr] = max(by_lr.get(p.lr, 0.0), p.mean_val)
+            xs = sorted(by_lr)
+            style = "-" if name in v.top else ":"
+            ax.plot(xs, [by_lr[x] * 100 for x in xs], style, marker=".", label=name)
+        ax.set_xscale("log")
+        ax.set_title(v.scenario, fontsize=10)
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("val accuracy %")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(verdicts) :]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=10, fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+#: the line below which docs/VALIDATION.md is written by hand (kept on regeneration)
+HAND = "<!-- written by hand below: kept when the benchmark regenerates this file -->"
+
+
+def write_doc(
+    verdicts: list[Verdict], points: dict[str, list[Point]], machine: str, command: str
+) -> None:
+    plot(verdicts, points, PLOT)
+    parts = [
+        "# Rule validation: advisor's advice against grid-searched truth",
+        "",
+        f"Generated by `{command}` (raw figures: [`benchmarks/validation.json`](benchmarks/validation.json); "
+        "redraw without re-running: `python benchmarks/validate_rules.py --from-json docs/benchmarks/validation.json`).",
+        "",
+        f"**Machine:** {machine}.",
+        "",
+        "**Method.** Each scenario's profile is measured by `advisor.profile_model` (what "
+        "`advisor tune` does) and given to `advisor.recommend`. The truth: a grid over every "
+        f"registered optimizer x learning rate ({', '.join(f'{x:g}' for x in LRS)}, plus 3 and 10 "
+        "with batch 4096; L-BFGS "
+        f"{', '.join(f'{x:g}' for x in LBFGS_LRS)}) x momentum ({', '.join(f'{x:g}' for x in MOMENTA)}; "
+        f"SGD with momentum and Nesterov), every point trained on {len(SEEDS)} seeds (weights "
+        "and minibatch order, shared by all points: comparisons are paired). An optimizer's "
+        "score is the mean validation accuracy of its best point (a diverged run counts as a "
+        "guess). *Tied* means a paired t-test over the seeds cannot tell it from the best "
+        f"(p >= {TIED_P}). Under a tight budget the score is instead the expected best of "
+        "3 learning rates drawn from the optimizer's recommended range, other hyperparameters "
+        "at their defaults: what 3 trials find.",
+        "",
+        summary_table(verdicts),
+        "",
+        f"![validation accuracy against learning rate]({PLOT.relative_to(DOC.parent).as_posix()})",
+        "",
+        "Solid lines: advisor's top 3; dotted: the others.",
+        "",
+    ]
+    for v in verdicts:
+        parts += [
+            f"## {v.scenario}",
+            "",
+            f"{v.what}. Profile: {v.profile}. Rules fired: {', '.join(f'`{r}`' for r in v.fired)}. "
+            f"Wall: {v.wall_s:.0f} s.",
+            "",
+            detail_table(v),
+            "",
+        ]
+    old = DOC.read_text() if DOC.exists() else ""
+    kept = old[old.index(HAND) :] if HAND in old else HAND + "\n"
+    DOC.write_text("\n".join(parts) + "\n" + kept)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    names = [s.name for s in SCENARIOS]
+    parser.add_argument("--only", default=None, help=f"comma-separated, from: {', '.join(names)}")
+    parser.add_argument("--from-json", type=Path, default=None, help="redraw from saved figures")
+    parser.add_argument("--json", type=Path, default=RAW, help="save the figures here")
+    parser.add_argument("--no-doc", action="store_true", help="do not write docs/VALIDATION.md")
+    args = parser.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        verdicts = [Verdict(**v) for v in saved["verdicts"]]
+        points = {k: [Point(**p) for p in ps] for k, ps in saved["points"].items()}
+        machine, command = saved["machine"], saved["command"]
+    else:
+        chosen = names if args.only is None else args.only.split(",")
+        unknown = sorted(set(chosen) - set(names))
+        if unknown:
+            parser.error(
+                f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(names)}"
+            )
+        machine = describe()
+        command = " ".join(
+            ["python benchmarks/validate_rules.py", *(sys.argv[1:] if argv is None else argv)]
+        )
+        verdicts, points = [], {}
+        for s in SCENARIOS:
+            if s.name not in chosen:
+                continue
+            v, pts = validate(s, progress=True)
+            verdicts.append(v)
+            points[s.name] = pts
+            print(
+                f"{s.name}: top {v.top}, best {v.best}, tied {v.tied}, hit {v.hit}, lr {v.lr_checks}",
+                flush=True,
+            )
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "machine": machine,
+                        "command": command,
+                        "verdicts": [asdict(x) for x in verdicts],
+                        "points": {k: [asdict(p) for p in ps] for k, ps in points.items()},
+                    },
+                    indent=1,
+                )
+            )
+    print(summary_table(verdicts))
+    if not args.no_doc:
+        write_doc(verdicts, points, machine, command)
+        print(f"wrote {DOC.relative_to(ROOT)} and {PLOT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
