@@ -2,14 +2,15 @@
 
     python benchmarks/validate_rules.py                       # every scenario; writes docs/VALIDATION.md
     python benchmarks/validate_rules.py --only tiny-data-mlp --no-doc
-    python benchmarks/validate_rules.py --from-json docs/benchmarks/validation.json
+    python benchmarks/validate_rules.py --from-json docs/benchmarks/validation.json   # re-judge, no training
 
 For each scenario of ``scenarios.py`` (a kind of model users bring), the profile is
 measured by ``advisor.profile_model`` and given to ``advisor.recommend``. The truth comes
 from a grid over every registered optimizer x learning rate (x momentum for SGD with
 momentum and Nesterov), each point trained on 3 seeds (weights and minibatch order; the
-same seeds for every point, so comparisons are paired). An optimizer's score is the mean
-validation accuracy of its best grid point. Two questions per scenario:
+same seeds for every point, so comparisons are paired). Validation picks each optimizer's
+best grid point (mean over the seeds); its test accuracy is the optimizer's score (picking
+and judging on one set would favour optimizers with more grid points). Two questions:
 
 1. Is the measured best optimizer, or one statistically tied with it (paired t-test over
    the seeds, p >= 0.05), among advisor's top 3?
@@ -17,8 +18,9 @@ validation accuracy of its best grid point. Two questions per scenario:
    learning rate, or one tied with it (same paired test)?
 
 Under a tight budget (``lr_draws``) the question is what a few trials find, not what a full
-grid finds: an optimizer's score is the expected best of ``lr_draws`` learning rates drawn
-log-uniformly from its recommended range (other hyperparameters at their defaults).
+grid finds: an optimizer's score is the expected test accuracy of the best (by validation)
+of ``lr_draws`` learning rates drawn log-uniformly from its recommended range (other
+hyperparameters at their defaults).
 """
 
 from __future__ import annotations
@@ -117,24 +119,34 @@ def run_grid(s: Scenario, data: advisor.Dataset, progress: bool) -> list[Point]:
 # ---------------------------------------------------------------------------- the truth
 
 
-def expected_best_of(values: list[float], draws: int) -> float:
-    """E[max of ``draws`` picks with replacement from ``values``] (uniform picks)."""
-    v = sorted(values)
-    m = len(v)
-    return sum(x * ((k / m) ** draws - ((k - 1) / m) ** draws) for k, x in enumerate(v, 1))
+def expected_best_of(test: list[float], val: list[float], draws: int) -> float:
+    """E[test score of the pick with the best ``val``] over ``draws`` uniform picks with replacement.
+
+    Ranked by ``val`` (ties by position), the k-th of m points is the pick with probability
+    (k/m)^draws - ((k-1)/m)^draws. With ``test == val`` this is E[max of the draws].
+    """
+    order = sorted(range(len(val)), key=lambda i: (val[i], -i))
+    m = len(order)
+    return sum(
+        test[i] * ((k / m) ** draws - ((k - 1) / m) ** draws) for k, i in enumerate(order, 1)
+    )
 
 
 def optimizer_scores(
     points: list[Point], ranges: dict[str, Range], draws: int | None
 ) -> dict[str, dict[str, Any]]:
-    """Per optimizer: its per-seed scores, the best grid point, and (tight budget) the draws' range."""
+    """Per optimizer: per-seed test accuracy of its pick, the best grid point, the lrs tied with it.
+
+    Validation picks (the best mean validation accuracy, as a user would pick), the test set
+    judges: picking and judging on the same numbers would favour optimizers with more grid
+    points (the winner's curse).
+    """
     out: dict[str, dict[str, Any]] = {}
     for name in advisor.list_optimizers():
         mine = [p for p in points if p.optimizer == name]
         best = max(mine, key=lambda p: p.mean_val)
         if draws is None:
-            per_seed = list(best.val)
-            test = list(best.test)
+            val, test = list(best.val), list(best.test)
         else:
             default_m = advisor.get_optimizer_info(name).defaults.get("momentum")
             pool = [
@@ -142,18 +154,17 @@ def optimizer_scores(
                 for p in mine
                 if ranges[name].contains(p.lr) and (p.momentum is None or p.momentum == default_m)
             ] or [min(mine, key=lambda p: abs(p.lr - ranges[name].low))]
-            per_seed = [
-                expected_best_of([p.val[i] for p in pool], draws) for i in range(len(SEEDS))
-            ]
-            test = [expected_best_of([p.test[i] for p in pool], draws) for i in range(len(SEEDS))]
+            seeds = range(len(SEEDS))
+            val = [expected_best_of([p.val[i] for p in pool], [p.val[i] for p in pool], draws) for i in seeds]  # fmt: skip
+            test = [expected_best_of([p.test[i] for p in pool], [p.val[i] for p in pool], draws) for i in seeds]  # fmt: skip
         tied_lrs = sorted(
-            {p.lr for p in mine if p is best or paired_p_value(best.val, p.val) >= TIED_P}
+            {p.lr for p in mine if p is best or paired_p_value(best.test, p.test) >= TIED_P}
         )
         out[name] = {
             "tied_lrs": tied_lrs,
-            "val": per_seed,
+            "val": val,
             "test": test,
-            "mean_val": statistics.mean(per_seed),
+            "mean_val": statistics.mean(val),
             "mean_test": statistics.mean(test),
             "best_lr": best.lr,
             "best_momentum": best.momentum,
@@ -175,6 +186,7 @@ class Verdict:
     lr_checks: dict[str, bool]
     fired: list[str]
     wall_s: float
+    profile_fields: dict[str, Any]
 
     @property
     def lr_ok(self) -> bool:
@@ -185,13 +197,13 @@ def judge(s: Scenario, points: list[Point], profile: advisor.Profile, wall: floa
     rec = advisor.recommend(profile)
     ranges = {c.optimizer: c.search_space["lr"] for c in rec.candidates}
     scores = optimizer_scores(points, ranges, s.lr_draws)
-    best = max(scores, key=lambda n: scores[n]["mean_val"])
+    best = max(scores, key=lambda n: scores[n]["mean_test"])
     tied = [
         n
         for n in scores
-        if n == best or paired_p_value(scores[best]["val"], scores[n]["val"]) >= TIED_P
+        if n == best or paired_p_value(scores[best]["test"], scores[n]["test"]) >= TIED_P
     ]
-    tied.sort(key=lambda n: -scores[n]["mean_val"])
+    tied.sort(key=lambda n: -scores[n]["mean_test"])
     top = [c.optimizer for c in rec.candidates[:TOP]]
     lr_checks = {n: any(ranges[n].contains(lr) for lr in scores[n]["tied_lrs"]) for n in top}
     return Verdict(
@@ -207,17 +219,36 @@ def judge(s: Scenario, points: list[Point], profile: advisor.Profile, wall: floa
         lr_checks=lr_checks,
         fired=[f.rule.id for f in rec.fired],
         wall_s=round(wall, 1),
+        profile_fields={k: v for k, v in profile.to_dict().items() if k != "derived"},
     )
+
+
+def measure_profile(s: Scenario, data: advisor.Dataset) -> advisor.Profile:
+    """The profile ``advisor tune`` would measure, plus what only the user can say."""
+    factory = None if s.model is None else s.model(data)
+    measured = advisor.profile_model(factory, data, device="cpu", batch_size=s.batch_size)
+    return measured.to_profile(s.overrides)
 
 
 def validate(s: Scenario, progress: bool) -> tuple[Verdict, list[Point]]:
     t0 = time.perf_counter()
     data = s.data()
-    factory = None if s.model is None else s.model(data)
-    measured = advisor.profile_model(factory, data, device="cpu", batch_size=s.batch_size)
-    profile = measured.to_profile(s.overrides)
+    profile = measure_profile(s, data)
     points = run_grid(s, data, progress)
     return judge(s, points, profile, time.perf_counter() - t0), points
+
+
+def rejudge(saved: dict[str, Any]) -> list[Verdict]:
+    """Judge saved grids again with the current rules (after a rule changed): no training."""
+    verdicts = []
+    by_name = {s.name: s for s in SCENARIOS}
+    for old in saved["verdicts"]:
+        s = by_name[old["scenario"]]
+        points = [Point(**p) for p in saved["points"][s.name]]
+        fields = old.get("profile_fields")
+        profile = advisor.Profile.from_dict(fields) if fields else measure_profile(s, s.data())
+        verdicts.append(judge(s, points, profile, old["wall_s"]))
+    return verdicts
 
 
 # ---------------------------------------------------------------------------- report
@@ -236,7 +267,7 @@ def _lrs(score: dict[str, Any]) -> str:
 
 def summary_table(verdicts: list[Verdict]) -> str:
     lines = [
-        "| scenario | advisor's top 3 | measured best (val %) | tied with it (p >= 0.05) | best or tied in top 3? | lr range holds the best lr? |",
+        "| scenario | advisor's top 3 | measured best (test %) | tied with it (p >= 0.05) | best or tied in top 3? | lr range holds the best lr? |",
         "|---|---|---|---|---|---|",
     ]
     for v in verdicts:
@@ -245,7 +276,7 @@ def summary_table(verdicts: list[Verdict]) -> str:
             for n, ok in v.lr_checks.items()
         )
         lines.append(
-            f"| {v.scenario} | {', '.join(v.top)} | {v.best} ({_pct(v.scores[v.best]['mean_val'])}) | "
+            f"| {v.scenario} | {', '.join(v.top)} | {v.best} ({_pct(v.scores[v.best]['mean_test'])}) | "
             f"{', '.join(v.tied)} | {'yes' if v.hit else 'NO'} | {lr} |"
         )
     return "\n".join(lines)
@@ -254,22 +285,22 @@ def summary_table(verdicts: list[Verdict]) -> str:
 def detail_table(v: Verdict) -> str:
     rank = {n: i + 1 for i, n in enumerate(v.top)}
     lines = [
-        "| optimizer | advisor rank | val % (mean of 3 seeds) | test % | best lr (tied) | best momentum | recommended lr range |",
+        "| optimizer | advisor rank | test % (mean of 3 seeds) | val % | best lr (tied) | best momentum | recommended lr range |",
         "|---|---|---|---|---|---|---|",
     ]
-    for n in sorted(v.scores, key=lambda n: -v.scores[n]["mean_val"]):
+    for n in sorted(v.scores, key=lambda n: -v.scores[n]["mean_test"]):
         sc = v.scores[n]
         mark = " (best)" if n == v.best else (" (tied)" if n in v.tied else "")
         mom = "-" if sc["best_momentum"] is None else f"{sc['best_momentum']:g}"
         lines.append(
-            f"| {n}{mark} | {rank.get(n, '-')} | {_pct(sc['mean_val'])} | {_pct(sc['mean_test'])} | "
+            f"| {n}{mark} | {rank.get(n, '-')} | {_pct(sc['mean_test'])} | {_pct(sc['mean_val'])} | "
             f"{_lrs(sc)} | {mom} | {v.ranges[n][0]:g}..{v.ranges[n][1]:g} |"
         )
     return "\n".join(lines)
 
 
 def plot(verdicts: list[Verdict], all_points: dict[str, list[Point]], path: Path) -> None:
-    """Validation accuracy against learning rate per optimizer, one panel per scenario."""
+    """Test accuracy against learning rate per optimizer (best momentum by validation), one panel per scenario."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -281,16 +312,19 @@ def plot(verdicts: list[Verdict], all_points: dict[str, list[Point]], path: Path
     for ax, v in zip(axes.flat, verdicts):
         for name in advisor.list_optimizers():
             mine = [p for p in all_points[v.scenario] if p.optimizer == name]
-            by_lr: dict[float, float] = {}
-            for p in mine:  # best momentum at each lr
-                by_lr[p.lr] = max(by_lr.get(p.lr, 0.0), p.mean_val)
+            by_lr: dict[float, Point] = {}
+            for p in mine:  # the momentum validation picks at each lr
+                if p.lr not in by_lr or p.mean_val > by_lr[p.lr].mean_val:
+                    by_lr[p.lr] = p
             xs = sorted(by_lr)
             style = "-" if name in v.top else ":"
-            ax.plot(xs, [by_lr[x] * 100 for x in xs], style, marker=".", label=name)
+            ys = [statistics.mean(by_lr[x].test) * 100 for x in xs]
+            ax.plot(xs, ys, style, marker=".", label=name)
         ax.set_xscale("log")
         ax.set_title(v.scenario, fontsize=10)
         ax.set_xlabel("learning rate")
-        ax.set_ylabel("val accuracy %")
+        ax.set_ylabel("test accuracy %")
+        ax.set_ylim(bottom=max(0.0, min(ax.get_ylim()[1] - 40, ax.get_ylim()[0])))
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(verdicts) :]:
         ax.axis("off")
@@ -313,7 +347,7 @@ def write_doc(
     parts = [
         "# Rule validation: advisor's advice against grid-searched truth",
         "",
-        f"Generated by `{command}` (raw figures: [`benchmarks/validation.json`](benchmarks/validation.json); "
+        f"Generated by {command} (raw figures: [`benchmarks/validation.json`](benchmarks/validation.json); "
         "redraw without re-running: `python benchmarks/validate_rules.py --from-json docs/benchmarks/validation.json`).",
         "",
         f"**Machine:** {machine}.",
@@ -324,16 +358,18 @@ def write_doc(
         "with batch 4096; L-BFGS "
         f"{', '.join(f'{x:g}' for x in LBFGS_LRS)}) x momentum ({', '.join(f'{x:g}' for x in MOMENTA)}; "
         f"SGD with momentum and Nesterov), every point trained on {len(SEEDS)} seeds (weights "
-        "and minibatch order, shared by all points: comparisons are paired). An optimizer's "
-        "score is the mean validation accuracy of its best point (a diverged run counts as a "
-        "guess). *Tied* means a paired t-test over the seeds cannot tell it from the best "
-        f"(p >= {TIED_P}). Under a tight budget the score is instead the expected best of "
-        "3 learning rates drawn from the optimizer's recommended range, other hyperparameters "
-        "at their defaults: what 3 trials find.",
+        "and minibatch order, shared by all points: comparisons are paired). Validation picks "
+        "each optimizer's best point (mean over the seeds), as a user would; the held-out test "
+        "set judges it (picking and judging on the same numbers would favour optimizers with "
+        "more grid points). A diverged run counts as a guess. *Tied* means a paired t-test "
+        f"over the seeds cannot tell it from the best (p >= {TIED_P}). Under a tight budget an "
+        "optimizer's score is instead the expected test accuracy of the best (by validation) "
+        "of 3 learning rates drawn from its recommended range, other hyperparameters at their "
+        "defaults: what 3 trials find.",
         "",
         summary_table(verdicts),
         "",
-        f"![validation accuracy against learning rate]({PLOT.relative_to(DOC.parent).as_posix()})",
+        f"![test accuracy against learning rate]({PLOT.relative_to(DOC.parent).as_posix()})",
         "",
         "Solid lines: advisor's top 3; dotted: the others.",
         "",
@@ -353,19 +389,61 @@ def write_doc(
     DOC.write_text("\n".join(parts) + "\n" + kept)
 
 
+def _commands(saved: dict[str, Any]) -> list[str]:
+    """The commands that made a saved file (older files hold one ``command``)."""
+    return list(
+        saved.get("commands") or [saved.get("command", "python benchmarks/validate_rules.py")]
+    )
+
+
+def save(
+    path: Path,
+    machine: str,
+    commands: list[str],
+    verdicts: list[Verdict],
+    points: dict[str, list[Point]],
+) -> None:
+    order = [s.name for s in SCENARIOS]
+    verdicts = sorted(verdicts, key=lambda v: order.index(v.scenario))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "commands": commands,
+                "verdicts": [asdict(v) for v in verdicts],
+                "points": {k: [asdict(p) for p in ps] for k, ps in points.items()},
+            },
+            indent=1,
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     names = [s.name for s in SCENARIOS]
     parser.add_argument("--only", default=None, help=f"comma-separated, from: {', '.join(names)}")
-    parser.add_argument("--from-json", type=Path, default=None, help="redraw from saved figures")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="judge saved grids again with the current rules (no training) and redraw",
+    )
     parser.add_argument("--json", type=Path, default=RAW, help="save the figures here")
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the saved (--json) scenarios not run now"
+    )
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/VALIDATION.md")
     args = parser.parse_args(argv)
+    command = " ".join(
+        ["python benchmarks/validate_rules.py", *(sys.argv[1:] if argv is None else argv)]
+    )
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
-        verdicts = [Verdict(**v) for v in saved["verdicts"]]
+        verdicts = rejudge(saved)
         points = {k: [Point(**p) for p in ps] for k, ps in saved["points"].items()}
-        machine, command = saved["machine"], saved["command"]
+        machine, commands = saved["machine"], _commands(saved)
+        save(args.json, machine, commands, verdicts, points)
     else:
         chosen = names if args.only is None else args.only.split(",")
         unknown = sorted(set(chosen) - set(names))
@@ -373,11 +451,15 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(
                 f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(names)}"
             )
-        machine = describe()
-        command = " ".join(
-            ["python benchmarks/validate_rules.py", *(sys.argv[1:] if argv is None else argv)]
-        )
+        machine, commands = describe(), [command]
         verdicts, points = [], {}
+        if args.merge and args.json.exists():
+            saved = json.loads(args.json.read_text())
+            commands = [*_commands(saved), command]
+            verdicts = [Verdict(**v) for v in saved["verdicts"] if v["scenario"] not in chosen]
+            points = {
+                k: [Point(**p) for p in ps] for k, ps in saved["points"].items() if k not in chosen
+            }
         for s in SCENARIOS:
             if s.name not in chosen:
                 continue
@@ -388,21 +470,11 @@ def main(argv: list[str] | None = None) -> None:
                 f"{s.name}: top {v.top}, best {v.best}, tied {v.tied}, hit {v.hit}, lr {v.lr_checks}",
                 flush=True,
             )
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(
-                json.dumps(
-                    {
-                        "machine": machine,
-                        "command": command,
-                        "verdicts": [asdict(x) for x in verdicts],
-                        "points": {k: [asdict(p) for p in ps] for k, ps in points.items()},
-                    },
-                    indent=1,
-                )
-            )
+            save(args.json, machine, commands, verdicts, points)
+        verdicts.sort(key=lambda v: names.index(v.scenario))
     print(summary_table(verdicts))
     if not args.no_doc:
-        write_doc(verdicts, points, machine, command)
+        write_doc(verdicts, points, machine, " then ".join(f"`{c}`" for c in commands))
         print(f"wrote {DOC.relative_to(ROOT)} and {PLOT.relative_to(ROOT)}")
 
 

@@ -19,10 +19,19 @@ import advisor  # noqa: E402
 
 @pytest.mark.parametrize("draws", [1, 2, 3])
 def test_expected_best_of_draws_matches_enumeration(draws: int) -> None:
-    values = [0.2, 0.9, 0.5, 0.5, 0.7]
-    picks = itertools.product(values, repeat=draws)
-    brute = statistics.mean(max(p) for p in picks)
-    assert validate_rules.expected_best_of(values, draws) == pytest.approx(brute)
+    val = [0.2, 0.9, 0.5, 0.5, 0.7]
+    test = [0.3, 0.6, 0.8, 0.1, 0.9]
+    picks = list(itertools.product(range(len(val)), repeat=draws))
+
+    # validation picks among the draws; of two points with equal validation scores the
+    # earlier one wins, as the formula ranks them
+    def pick(p: tuple[int, ...]) -> int:
+        return max(p, key=lambda i: (val[i], -i))
+
+    brute_max = statistics.mean(max(val[i] for i in p) for p in picks)
+    brute_test = statistics.mean(test[pick(p)] for p in picks)
+    assert validate_rules.expected_best_of(val, val, draws) == pytest.approx(brute_max)
+    assert validate_rules.expected_best_of(test, val, draws) == pytest.approx(brute_test)
 
 
 def test_the_grid_covers_every_optimizer_and_lbfgs_only_at_full_batch_rates() -> None:
@@ -36,8 +45,8 @@ def _points(accuracies: dict[str, list[list[float]]]) -> list[validate_rules.Poi
     """Points at the grid's first learning rates; per optimizer, one list of 3 seeds per lr."""
     out = []
     for name, per_lr in accuracies.items():
-        for lr, val in zip(validate_rules.LRS, per_lr):
-            out.append(validate_rules.Point(name, lr, None, val, val, 0))
+        for lr, acc in zip(validate_rules.LRS, per_lr):
+            out.append(validate_rules.Point(name, lr, None, acc, acc, 0))
     return out
 
 
@@ -67,6 +76,11 @@ def test_the_deep_plain_mlp_is_measured_as_exploding(one_thread: None) -> None:
     measured = advisor.profile_model(factory, data, device="cpu")
     assert measured.gradients == "exploding", measured.gradients_reason
     assert measured.convexity == "nonconvex"
+    # ... while the first loss is that of a fresh classifier: ln(10)
+    import torch.nn.functional as F
+
+    loss = F.cross_entropy(factory()(data.x_train[:256]), data.y_train[:256])
+    assert float(loss) == pytest.approx(2.302585, abs=1e-4)
 
 
 def test_the_bag_of_words_model_sums_count_weighted_embeddings() -> None:
