@@ -272,7 +272,7 @@ def summary_table(verdicts: list[Verdict]) -> str:
     ]
     for v in verdicts:
         lr = ", ".join(
-            f"{n} {'yes' if ok else 'NO'} ({_lrs(v.scores[n])} vs {v.ranges[n][0]:g}..{v.ranges[n][1]:g})"
+            f"{n} {'yes' if ok else 'NO'} ({_lrs(v.scores[n])} vs {v.ranges[n][0]:.2g}..{v.ranges[n][1]:.2g})"
             for n, ok in v.lr_checks.items()
         )
         lines.append(
@@ -285,7 +285,7 @@ def summary_table(verdicts: list[Verdict]) -> str:
 def detail_table(v: Verdict) -> str:
     rank = {n: i + 1 for i, n in enumerate(v.top)}
     lines = [
-        "| optimizer | advisor rank | test % (mean of 3 seeds) | val % | best lr (tied) | best momentum | recommended lr range |",
+        "| optimizer | advisor rank (top 3) | test % (mean of 3 seeds) | val % | best lr (tied) | best momentum | recommended lr range |",
         "|---|---|---|---|---|---|---|",
     ]
     for n in sorted(v.scores, key=lambda n: -v.scores[n]["mean_test"]):
@@ -294,7 +294,7 @@ def detail_table(v: Verdict) -> str:
         mom = "-" if sc["best_momentum"] is None else f"{sc['best_momentum']:g}"
         lines.append(
             f"| {n}{mark} | {rank.get(n, '-')} | {_pct(sc['mean_test'])} | {_pct(sc['mean_val'])} | "
-            f"{_lrs(sc)} | {mom} | {v.ranges[n][0]:g}..{v.ranges[n][1]:g} |"
+            f"{_lrs(sc)} | {mom} | {v.ranges[n][0]:.2g}..{v.ranges[n][1]:.2g} |"
         )
     return "\n".join(lines)
 
@@ -378,7 +378,7 @@ def write_doc(
         parts += [
             f"## {v.scenario}",
             "",
-            f"{v.what}. Profile: {v.profile}. Rules fired: {', '.join(f'`{r}`' for r in v.fired)}. "
+            f"{v.what[0].upper()}{v.what[1:]}. Profile: {v.profile}. Rules fired: {', '.join(f'`{r}`' for r in v.fired)}. "
             f"Wall: {v.wall_s:.0f} s.",
             "",
             detail_table(v),

@@ -55,6 +55,10 @@ def test_sparse_gradients_lift_adagrad_without_demoting_adam() -> None:
     assert names(sparse).index("adagrad") < names(dense).index("adagrad")
     assert names(sparse)[0] == names(dense)[0] == "adam"
     assert any("SparseAdam" in a.text for a in sparse.advice)
+    # measured: adaptive methods' best learning rates sat ~10x above their usual ranges
+    adam = {c.optimizer: c for c in sparse.candidates}["adam"]
+    usual = {c.optimizer: c for c in dense.candidates}["adam"]
+    assert adam.search_space["lr"].high == pytest.approx(10 * usual.search_space["lr"].high)
 
 
 def test_a_billion_parameters_in_8gb_puts_neither_adam_family_nor_lbfgs_first() -> None:
@@ -113,6 +117,14 @@ def test_large_batch_scales_lr_ranges_and_advises_warmup() -> None:
 def test_exploding_gradients_advise_clipping() -> None:
     rec = recommend(Profile(**SEED, gradients="exploding"))
     assert any(a.topic == "gradient_clipping" and "clip_grad_norm_" in a.text for a in rec.advice)
+    # measured (docs/VALIDATION.md, deep-exploding): steps proportional to the gradient
+    # diverged at every learning rate: SGD, momentum, Nesterov, and RAdam's first steps
+    healthy = recommend(Profile(**SEED, gradients="healthy"))
+    score = {c.optimizer: c.score for c in rec.candidates}
+    before = {c.optimizer: c.score for c in healthy.candidates}
+    for name in ("sgd", "momentum", "nesterov", "radam"):
+        assert score[name] < before[name], name
+    assert names(rec)[:3] == ["adam", "adamw", "nadam"]
 
 
 def test_vanishing_gradients_advise_the_model_fix() -> None:
