@@ -74,7 +74,14 @@ def test_probe_lr_narrows_the_shown_candidates(tmp_path: Path) -> None:
 
 
 def test_probe_lr_skips_full_batch_lbfgs(tmp_path: Path) -> None:
-    data = run_json(*SEED_MLP, "--top", "1", "--probe-lr")
+    # a user rule puts L-BFGS first, whatever the built-in rules say of this profile
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "first.toml").write_text(
+        '[[rule]]\nid = "lbfgs-first"\nscores = { lbfgs = 10.0 }\nreason = "test"\nsource = "test"\n'
+        "examples.match = [{}]\n"
+    )
+    data = run_json(*SEED_MLP, "--top", "1", "--probe-lr", "--rules", str(rules))
     assert [c["optimizer"] for c in data["candidates"]] == ["lbfgs"]
     assert "lr_range_test" not in data
     blocked = tmp_path / "file"
