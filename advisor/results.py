@@ -290,15 +290,12 @@ def load_result(
     from advisor.tuner import DEFAULT_OUT
 
     folder = Path(out) if out is not None else None
-    path = DEFAULT_OUT / "studies.journal"
-    if storage is None:
-        found = [p for p in (folder and folder / "studies.journal", path) if p and p.exists()]
-        if not found:
-            raise StorageError(
-                f"no study file in {folder or DEFAULT_OUT}/; pass a storage URL, or the folder "
-                "where `advisor tune --out DIR` wrote it."
-            )
-        path = found[0]
+    path = (folder or DEFAULT_OUT) / "studies.journal"
+    if storage is None and not path.exists():
+        raise StorageError(
+            f"no study file in {folder or DEFAULT_OUT}/; pass a storage URL, or the folder "
+            "where `advisor tune --out DIR` wrote it."
+        )
     store, display = open_storage(storage, path)
     if study is None:
         names = list_studies(store)

@@ -175,7 +175,8 @@ def _emit(result: Any, fmt: str) -> None:
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Write report.md, result.json and plots here.",
+    help="The folder `advisor tune --out` wrote (its study file is read when there is no "
+    "--storage; default advisor-runs/). Given, report.md, result.json and plots are written there.",
 )
 @format_option("text", "json", "markdown")
 def report(study: str | None, storage: str | None, out: Path | None, fmt: str) -> None:
