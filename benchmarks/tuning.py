@@ -37,6 +37,7 @@ from typing import Any
 import optuna
 import torch
 import torch.nn.functional as F
+from doc_files import commands_line, write_keeping_hand_part
 from machine import describe
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -301,20 +302,18 @@ def plot(rows: list[Row], path: Path) -> None:
     plt.close(fig)
 
 
-def write_doc(rows: list[Row], machine: str, command: str) -> None:
-    """Write the generated part of the doc; keep what is written by hand below ``HAND``."""
+def write_doc(rows: list[Row], machine: str, commands: list[str]) -> None:
+    """Write the generated part of the doc (the part written by hand is kept) and the plot."""
     plot(rows, PLOT)
-    old = DOC.read_text() if DOC.exists() else ""
-    kept = old[old.index(HAND) :] if HAND in old else HAND + "\n"
     generated = DOC_TEMPLATE.format(
         machine=machine,
-        command=command,
+        command=commands_line(commands),
         table=table(rows),
         summary=summary(rows),
         plot=PLOT.relative_to(DOC.parent).as_posix(),
         raw=RAW.relative_to(DOC.parent).as_posix(),
     )
-    DOC.write_text(generated + "\n" + kept)
+    write_keeping_hand_part(DOC, generated)
     _readme_summary(rows)
 
 
@@ -329,10 +328,6 @@ def _readme_summary(rows: list[Row]) -> None:
     tail = rest.split(end, 1)[1]
     intro = "Gain in test accuracy over the default Adam (mean over the search seeds):"
     README.write_text(f"{head}{start}\n{intro}\n\n{summary(rows)}\n{end}{tail}")
-
-
-#: the line below which docs/BENCHMARKS.md is written by hand (kept on regeneration)
-HAND = "<!-- written by hand below: kept when the benchmark regenerates this file -->"
 
 
 DOC_TEMPLATE = """# Benchmarks: advisor tune against the default Adam and plain Optuna
@@ -378,11 +373,6 @@ def _key(r: Row) -> tuple[str, str, str, int]:
     return (r.dataset, r.budget, r.method, r.search_seed)
 
 
-def _commands(saved: dict[str, Any]) -> list[str]:
-    """The commands that made a saved file (older files hold one ``command``)."""
-    return list(saved.get("commands") or [saved.get("command", "python benchmarks/tuning.py")])
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
@@ -406,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         rows = [Row(**r) for r in saved["rows"]]
-        machine, commands = saved["machine"], _commands(saved)
+        machine, commands = saved["machine"], saved["commands"]
     else:
         machine = describe()
         given = sys.argv[1:] if argv is None else argv
@@ -427,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
         score(rows)
         if args.merge and args.json.exists():
             saved = json.loads(args.json.read_text())
-            commands = [*_commands(saved), *commands]
+            commands = [*saved["commands"], *commands]
             fresh = {_key(r) for r in rows}
             rows = [r for r in (Row(**d) for d in saved["rows"]) if _key(r) not in fresh] + rows
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -439,7 +429,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(table(rows))
     if not args.no_doc:
-        write_doc(rows, machine, " then ".join(f"`{c}`" for c in commands))
+        write_doc(rows, machine, commands)
         print(f"wrote {DOC.relative_to(ROOT)} and {PLOT.relative_to(ROOT)}")
 
 

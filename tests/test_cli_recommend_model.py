@@ -75,9 +75,8 @@ def test_probe_lr_narrows_the_shown_candidates(tmp_path: Path) -> None:
 
 def test_probe_lr_skips_full_batch_lbfgs(tmp_path: Path) -> None:
     # a user rule puts L-BFGS first, whatever the built-in rules say of this profile
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "first.toml").write_text(
+    rules = tmp_path / "first.toml"
+    rules.write_text(
         '[[rule]]\nid = "lbfgs-first"\nscores = { lbfgs = 10.0 }\nreason = "test"\nsource = "test"\n'
         "examples.match = [{}]\n"
     )

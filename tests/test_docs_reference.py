@@ -22,8 +22,7 @@ def test_readme_rule_files_are_valid_rules(tmp_path: Path) -> None:
     blocks = re.findall(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     assert len(blocks) >= 2
     for i, block in enumerate(blocks):
-        folder = tmp_path / f"r{i}"
-        folder.mkdir()
-        (folder / "rule.toml").write_text(block)
-        res = CliRunner().invoke(cli, ["rules", "check", str(folder)])
+        rule_file = tmp_path / f"readme_{i}.toml"
+        rule_file.write_text(block)
+        res = CliRunner().invoke(cli, ["rules", "check", str(rule_file)])
         assert res.exit_code == 0, f"README toml block {i}: {res.output}"

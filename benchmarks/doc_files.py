@@ -1,0 +1,20 @@
+"""A benchmark's doc: the part it generates, and the part written by hand below a marker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: the line below which a benchmark's doc is written by hand (kept on regeneration)
+HAND = "<!-- written by hand below: kept when the benchmark regenerates this file -->"
+
+
+def write_keeping_hand_part(path: Path, generated: str) -> None:
+    """Write ``generated``, then whatever ``path`` already holds from the ``HAND`` line on."""
+    old = path.read_text() if path.exists() else ""
+    kept = old[old.index(HAND) :] if HAND in old else HAND + "\n"
+    path.write_text(generated.rstrip("\n") + "\n\n" + kept)
+
+
+def commands_line(commands: list[str]) -> str:
+    """The commands that made a doc's figures, in order: `a` then `b`."""
+    return " then ".join(f"`{c}`" for c in commands)
