@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 import advisor
-from advisor.data import Dataset
+from advisor.data.dataset import Dataset
 
 VALIDATION = 0.1
 

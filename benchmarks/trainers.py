@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from advisor.benchmark import run_bench
+from advisor.bench.speed import run_bench
 
 
 def main(argv: list[str] | None = None) -> None:

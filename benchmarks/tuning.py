@@ -42,8 +42,8 @@ from machine import describe
 from torch.utils.data import DataLoader, TensorDataset
 
 import advisor
+from advisor.core.units import parse_duration
 from advisor.train import MemberConfig, train_members
-from advisor.units import parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
@@ -287,9 +287,14 @@ def plot(rows: list[Row], path: Path) -> None:
             (line,) = ax.plot(xs, means, marker=marker, label=f"{method} (mean over search seeds)")
             for r in runs:  # each search seed: mean ± sd over the 5 scoring seeds
                 ax.errorbar(
-                    _seconds(r.budget) / 60, r.mean * 100, yerr=r.std * 100,
-                    color=line.get_color(), alpha=0.35, capsize=2, fmt=".",
-                )  # fmt: skip
+                    _seconds(r.budget) / 60,
+                    r.mean * 100,
+                    yerr=r.std * 100,
+                    color=line.get_color(),
+                    alpha=0.35,
+                    capsize=2,
+                    fmt=".",
+                )
         ax.set_title(dataset)
         ax.set_xlabel("wall-clock budget (minutes)")
         ax.set_ylabel("test accuracy % (mean ± sd, 5 seeds)")

@@ -39,9 +39,9 @@ from machine import describe
 from scenarios import SCENARIOS, Scenario
 
 import advisor
-from advisor.optimizers import Range
-from advisor.stats import paired_p_value
+from advisor.knowledge.optimizers import Range
 from advisor.train import MemberConfig, train_members
+from advisor.tuning.stats import paired_p_value
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "VALIDATION.md"
@@ -156,8 +156,14 @@ def optimizer_scores(
                 if ranges[name].contains(p.lr) and (p.momentum is None or p.momentum == default_m)
             ] or [min(mine, key=lambda p: abs(p.lr - ranges[name].low))]
             seeds = range(len(SEEDS))
-            val = [expected_best_of([p.val[i] for p in pool], [p.val[i] for p in pool], draws) for i in seeds]  # fmt: skip
-            test = [expected_best_of([p.test[i] for p in pool], [p.val[i] for p in pool], draws) for i in seeds]  # fmt: skip
+            val = [
+                expected_best_of([p.val[i] for p in pool], [p.val[i] for p in pool], draws)
+                for i in seeds
+            ]
+            test = [
+                expected_best_of([p.test[i] for p in pool], [p.val[i] for p in pool], draws)
+                for i in seeds
+            ]
         tied_lrs = sorted(
             {p.lr for p in mine if p is best or paired_p_value(best.test, p.test) >= TIED_P}
         )

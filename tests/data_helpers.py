@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import torch
 
-from advisor.data import Dataset
+from advisor.data.dataset import Dataset
 
 
 def subset(data: Dataset, n_train: int, n_val: int) -> Dataset:

@@ -20,8 +20,8 @@ from types import TracebackType
 import numpy as np
 import pytest
 
-from advisor.download import RemoteFile
-from advisor.idx import IDX_STEMS, IdxSource, idx_files, write_idx
+from advisor.data.download import RemoteFile
+from advisor.data.idx import IDX_STEMS, IdxSource, idx_files, write_idx
 
 ENV_VARS = ("ADVISOR_DATA", "ADVISOR_MNIST_MIRRORS", "ADVISOR_FASHION_MNIST_MIRRORS")
 

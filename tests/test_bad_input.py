@@ -16,11 +16,19 @@ from idx_fixtures import LocalMirror, isolate, set_magic, write_idx_set
 
 import advisor
 from advisor.cli import cli
-from advisor.errors import TrainingError
-from advisor.storage import open_storage
+from advisor.core.errors import TrainingError
+from advisor.tuning.storage import open_storage
 
-TINY = ["--trials", "4", "--epochs", "1", "--seeds", "2", "--finalists", "1", "--population", "4",
-        "--quiet", "--device", "cpu"]  # fmt: skip
+_TINY = {"trials": 4, "epochs": 1, "seeds": 2, "finalists": 1, "population": 4, "device": "cpu"}
+
+
+def tiny(**changes: object) -> list[str]:
+    """The options of a tiny quiet run, with ``changes`` to single options by name."""
+    options = {**_TINY, **changes}
+    return ["--quiet", *(a for k, v in options.items() for a in (f"--{k}", str(v)))]
+
+
+TINY = tiny()
 
 
 def _tune(*args: str) -> Result:
@@ -103,8 +111,17 @@ def test_diverging_members_do_not_stop_the_study(tmp_path: Path) -> None:
         "when.all = []\nsearch_space = [{ optimizer = 'sgd', param = 'lr', set = [1e3, 1e5], log = true }]\n"
         "examples.match = [{}]\n"
     )
-    res = _tune("--rules", str(rules), "--optimizers", "sgd,adam", "--out", str(tmp_path / "out"),
-                "--format", "json", *[a if a != "4" else "8" for a in TINY])  # fmt: skip
+    res = _tune(
+        "--rules",
+        str(rules),
+        "--optimizers",
+        "sgd,adam",
+        "--out",
+        str(tmp_path / "out"),
+        "--format",
+        "json",
+        *tiny(trials=8, population=8),
+    )
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)
     assert d["trials"]["diverged"] >= 1
@@ -127,7 +144,7 @@ def test_cuda_asked_for_but_absent(tmp_path: Path) -> None:
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    res = _tune("--out", str(tmp_path), *[a if a != "cpu" else "cuda" for a in TINY])
+    res = _tune("--out", str(tmp_path), *tiny(device="cuda"))
     _one_clear_line(res, "CUDA is not available")
 
 

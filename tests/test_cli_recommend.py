@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from advisor.cli import cli
-from advisor.rules import load_rules
+from advisor.knowledge.rules import load_rules
 
 SEED = ["--params", "118k", "--samples", "55k", "--convexity", "nonconvex", "--budget", "10m"]
 
@@ -54,10 +54,25 @@ def test_recommend_markdown() -> None:
 
 def test_recommend_every_option() -> None:
     code, out = run(
-        "recommend", "--params", "1e9", "--memory", "8GB", "--batch-size", "4096",
-        "--sparse-gradients", "--gradients", "exploding", "--device", "cpu", "--trials", "5",
-        "--domain", "language", "--format", "json",
-    )  # fmt: skip
+        "recommend",
+        "--params",
+        "1e9",
+        "--memory",
+        "8GB",
+        "--batch-size",
+        "4096",
+        "--sparse-gradients",
+        "--gradients",
+        "exploding",
+        "--device",
+        "cpu",
+        "--trials",
+        "5",
+        "--domain",
+        "language",
+        "--format",
+        "json",
+    )
     assert code == 0, out
     data = json.loads(out)
     assert data["profile"]["sparse_gradients"] is True and data["profile"]["device"] == "cpu"

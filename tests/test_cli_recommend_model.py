@@ -13,8 +13,15 @@ from click.testing import CliRunner
 from advisor.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_MLP = ["recommend", "--model", "advisor.models:mnist_mlp", "--dataset", "mnist-5k",
-            "--device", "cpu"]  # fmt: skip
+SEED_MLP = [
+    "recommend",
+    "--model",
+    "advisor.models:mnist_mlp",
+    "--dataset",
+    "mnist-5k",
+    "--device",
+    "cpu",
+]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -113,9 +120,14 @@ def test_given_options_override_measured_values() -> None:
 def test_a_convex_custom_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(ROOT))
     data = run_json(
-        "recommend", "--model", "examples.logistic_regression:logistic_regression",
-        "--device", "cpu", "--top", "2",
-    )  # fmt: skip
+        "recommend",
+        "--model",
+        "examples.logistic_regression:logistic_regression",
+        "--device",
+        "cpu",
+        "--top",
+        "2",
+    )
     assert data["profile"]["params"] == 7_850 and data["profile"]["convexity"] == "convex"
     assert data["candidates"][0]["optimizer"] == "lbfgs"
     assert "convex-small-full-batch" in [f["rule"] for f in data["fired"]]
@@ -130,13 +142,16 @@ def test_markdown() -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--model", "no_such_module_xyz:net"], "cannot import the model module 'no_such_module_xyz'"),
-        (["--model", "advisor.models:nope"], "no callable 'nope'"),
+        (
+            ["--model", "no_such_module_xyz:net"],
+            "cannot import the model module 'no_such_module_xyz'",
+        ),
+        (["--model", "advisor.train.models:nope"], "no callable 'nope'"),
         (["--model", "advisor.models:mnist_mlp", "--dataset", "mnits"], "Did you mean 'mnist'"),
         (["--probe-lr"], "--probe-lr needs --model"),
         (["--dataset", "mnist-5k"], "--dataset needs --model"),
     ],
-)  # fmt: skip
+)
 def test_bad_inputs_exit_2_with_one_line(args: list[str], words: str) -> None:
     code, out = run("recommend", "--device", "cpu", *args)
     assert code == 2, out

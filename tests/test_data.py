@@ -22,17 +22,23 @@ from idx_fixtures import (
     write_idx_set,
 )
 
-from advisor.data import (
+from advisor.core.errors import DataError, InvalidValueError, UnknownNameError
+from advisor.data.dataset import Dataset, stratified_split
+from advisor.data.datasets import (
     DATASET_NAMES,
-    Dataset,
     get_dataset_info,
     list_datasets,
     load_dataset,
     load_idx,
-    stratified_split,
 )
-from advisor.errors import DataError, InvalidValueError, UnknownNameError
-from advisor.idx import FASHION_MNIST, IDX_STEMS, cache_root, read_idx, read_idx_shape, write_idx
+from advisor.data.idx import (
+    FASHION_MNIST,
+    IDX_STEMS,
+    cache_root,
+    read_idx,
+    read_idx_shape,
+    write_idx,
+)
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -120,7 +126,7 @@ def test_fashion_mnist_from_usr_share_cold_then_warm(
     def no_parsing(*args: object) -> None:
         raise AssertionError("the warm load must come from the parsed cache")
 
-    monkeypatch.setattr("advisor.idx.parse_idx", no_parsing)
+    monkeypatch.setattr("advisor.data.idx.parse_idx", no_parsing)
     start = time.perf_counter()
     warm = load_dataset("fashion-mnist")
     warm_s = time.perf_counter() - start
@@ -138,7 +144,7 @@ def test_fashion_mnist_from_usr_share_cold_then_warm(
 def test_fashion_mnist_debian_files_pass_by_unpacked_md5() -> None:
     """Debian's .gz bytes differ from Zalando's; their content is the published one."""
     _need_fashion()
-    from advisor.download import checksum_problem
+    from advisor.data.download import checksum_problem
 
     for remote in FASHION_MNIST.files:
         assert checksum_problem(remote, (FASHION_DIR / remote.name).read_bytes()) is None
@@ -288,8 +294,15 @@ def test_list_datasets(tmp_path: Path) -> None:
     here = get_dataset_info("mnist", data_dir=tmp_path)
     assert here.available and here.location == str(tmp_path / "mnist")
     assert set(here.to_dict()) == {
-        "name", "available", "location", "n_train", "n_val", "n_test", "description", "downloadable",
-    }  # fmt: skip
+        "name",
+        "available",
+        "location",
+        "n_train",
+        "n_val",
+        "n_test",
+        "description",
+        "downloadable",
+    }
 
 
 def test_idx_dir_info_reads_the_headers(tmp_path: Path) -> None:

@@ -12,17 +12,44 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from advisor.results import FINAL_SUFFIX
-from advisor.storage import WORKER_ATTR, open_storage
+from advisor.tuning.schema import FINAL_SUFFIX, WORKER
+from advisor.tuning.storage import open_storage
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def _tune(url: str, study: str, out: Path | None = None, *extra: str) -> list[str]:
-    cmd = [sys.executable, "-m", "advisor", "tune", "--study", study, "--storage", url,
-           "--trials", "48", "--population", "4", "--epochs", "3", "--seeds", "3",
-           "--finalists", "2", "--optimizers", "adam,nesterov,sgd", "--budget", "10m",
-           "--device", "cpu", "--threads", "1", "--format", "json", *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "advisor",
+        "tune",
+        "--study",
+        study,
+        "--storage",
+        url,
+        "--trials",
+        "48",
+        "--population",
+        "4",
+        "--epochs",
+        "3",
+        "--seeds",
+        "3",
+        "--finalists",
+        "2",
+        "--optimizers",
+        "adam,nesterov,sgd",
+        "--budget",
+        "10m",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--format",
+        "json",
+        *extra,
+    ]
     if out is not None:
         cmd += ["--out", str(out)]
     return cmd
@@ -37,7 +64,7 @@ def test_three_workers_share_one_study(postgres_url: str, tmp_path: Path) -> Non
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for i in range(3)
     ]
     outputs = [p.communicate(timeout=480) for p in procs]
@@ -53,7 +80,7 @@ def test_three_workers_share_one_study(postgres_url: str, tmp_path: Path) -> Non
     ]
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     # all three workers searched, none lost a trial, the cap held up to the batches in flight
-    workers = {t.user_attrs[WORKER_ATTR] for t in finished}
+    workers = {t.user_attrs[WORKER] for t in finished}
     assert len(workers) == 3
     assert 48 <= len(finished) <= 48 + 3 * 4
     # every worker reports the same answer, built from the storage alone, counting every trial once

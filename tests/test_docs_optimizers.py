@@ -1,6 +1,6 @@
 """docs/optimizers.md documents every registered optimizer.
 
-Adding an optimizer to ``advisor.optimizers`` without a section in the docs fails here.
+Adding an optimizer to ``advisor.knowledge.optimizers`` without a section in the docs fails here.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from advisor.optimizers import get_optimizer_info, list_optimizers
+from advisor.knowledge.optimizers import get_optimizer_info, list_optimizers
 
 DOCS = Path(__file__).parents[1] / "docs" / "optimizers.md"
 

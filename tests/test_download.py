@@ -20,10 +20,10 @@ from idx_fixtures import (
     write_idx_set,
 )
 
-from advisor.data import load_dataset, load_idx
-from advisor.download import RemoteFile, checksum_problem, download_file, md5_file
-from advisor.errors import DataError
-from advisor.idx import IDX_STEMS, MNIST, read_idx
+from advisor.core.errors import DataError
+from advisor.data.datasets import load_dataset, load_idx
+from advisor.data.download import RemoteFile, checksum_problem, download_file, md5_file
+from advisor.data.idx import IDX_STEMS, MNIST, read_idx
 
 FAST: dict[str, Any] = {"retries": 3, "backoff": 0.01, "timeout": 5.0}
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"

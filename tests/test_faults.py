@@ -14,16 +14,42 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from advisor.storage import open_storage
+from advisor.tuning.search import HOLD_ENV
+from advisor.tuning.storage import open_storage
 
 pytestmark = pytest.mark.slow
 
 
 def _cmd(out: Path, study: str) -> list[str]:
-    return [sys.executable, "-m", "advisor", "tune", "--study", study, "--out", str(out),
-            "--trials", "40", "--population", "8", "--epochs", "3", "--seeds", "2",
-            "--finalists", "1", "--optimizers", "adam,nesterov", "--budget", "10m",
-            "--device", "cpu", "--quiet", "--format", "json"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "advisor",
+        "tune",
+        "--study",
+        study,
+        "--out",
+        str(out),
+        "--trials",
+        "40",
+        "--population",
+        "8",
+        "--epochs",
+        "3",
+        "--seeds",
+        "2",
+        "--finalists",
+        "1",
+        "--optimizers",
+        "adam,nesterov",
+        "--budget",
+        "10m",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--format",
+        "json",
+    ]
 
 
 def _trials(out: Path, study: str) -> list[optuna.trial.FrozenTrial]:
@@ -35,22 +61,27 @@ def _trials(out: Path, study: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def _start_and_interrupt(out: Path, study: str, sig: int) -> tuple[subprocess.Popen[str], set[int]]:
-    """Start a tune, wait until it has a finished trial and a population in flight, signal it."""
+    """Start a tune, wait until it holds a population in flight after a finished trial, signal it.
+
+    The hold (``ADVISOR_TEST_HOLD_FILE``) makes the moment certain: polling for RUNNING trials
+    raced with the population finishing between the poll and the signal.
+    """
+    hold = out / "held"
+    env = dict(os.environ, **{HOLD_ENV: str(hold)})
     proc = subprocess.Popen(
-        _cmd(out, study), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        _cmd(out, study), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        trials = _trials(out, study)
-        done = {t.number for t in trials if t.state == TrialState.COMPLETE}
-        running = [t for t in trials if t.state == TrialState.RUNNING]
-        if done and running:
-            proc.send_signal(sig)
-            return proc, done
-        assert proc.poll() is None, proc.communicate()
+    while not hold.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the tuning process never held a population: {proc.communicate()}")
         time.sleep(0.05)
-    proc.kill()
-    pytest.fail("the tuning process never had a finished trial and a population in flight")
+    trials = _trials(out, study)
+    done = {t.number for t in trials if t.state == TrialState.COMPLETE}
+    assert done and any(t.state == TrialState.RUNNING for t in trials)
+    proc.send_signal(sig)
+    return proc, done
 
 
 def _check_resumed(out: Path, study: str, done_before: set[int]) -> None:

@@ -9,9 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from advisor.data import Dataset, load_dataset
-from advisor.errors import InvalidValueError, UnknownNameError
-from advisor.lr_range import (
+from advisor.core.errors import InvalidValueError, UnknownNameError
+from advisor.data.dataset import Dataset
+from advisor.data.datasets import load_dataset
+from advisor.knowledge.optimizers import Range
+from advisor.knowledge.profile import Profile
+from advisor.knowledge.recommender import recommend
+from advisor.probe.lr_range import (
     LRRangeResult,
     apply_lr_range,
     lr_ramp,
@@ -20,11 +24,8 @@ from advisor.lr_range import (
     probe_ranges,
     steepest_descent,
 )
-from advisor.models import mnist_mlp
-from advisor.optimizers import Range
-from advisor.profile import Profile
-from advisor.recommender import recommend
 from advisor.train import MemberConfig, Population, train_members
+from advisor.train.models import mnist_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = {"adam": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], "nesterov": [1e-2, 3e-2, 0.1, 0.3, 1.0]}
@@ -93,12 +94,14 @@ def test_the_range_holds_the_grid_search_best(
     """5 epochs, batch 128, constant and cosine schedules, 2 seeds: the best learning rate
     of the grid (by mean validation accuracy) lies in the narrowed range."""
     configs = [
-        MemberConfig(opt, {"lr": lr}, schedule=schedule, init_seed=seed, key=(opt, lr, schedule, seed))
+        MemberConfig(
+            opt, {"lr": lr}, schedule=schedule, init_seed=seed, key=(opt, lr, schedule, seed)
+        )
         for opt, lrs in GRID.items()
         for lr in lrs
         for schedule in ("constant", "cosine")
         for seed in (0, 1)
-    ]  # fmt: skip
+    ]
     results = train_members(configs, data, epochs=5, batch_size=128, device="cpu")
     accuracy: dict[tuple[str, float, str], list[float]] = {}
     for res in results:
@@ -156,16 +159,18 @@ def test_apply_lr_range(population: dict[str, LRRangeResult]) -> None:
             before = next(b for b in rec.candidates if b.optimizer == c.optimizer)
             assert c == before
     assert applied.to_dict()["candidates"][0]["search_space"]["lr"]["source"] in (
-        "registry", "lr_range_test",
-    )  # fmt: skip
+        "registry",
+        "lr_range_test",
+    )
 
 
 def test_population_lr_table_hook() -> None:
     configs = [MemberConfig("sgd", {"lr": 0.1}, key=0)]
     with pytest.raises(InvalidValueError, match="lr_table"):
         Population(configs, [0], n_features=784, n_classes=10, total_steps=5, lr_table=[1.0] * 4)
-    pop = Population(configs, [0], n_features=784, n_classes=10, total_steps=3,
-                     lr_table=[1.0, 2.0, 4.0])  # fmt: skip
+    pop = Population(
+        configs, [0], n_features=784, n_classes=10, total_steps=3, lr_table=[1.0, 2.0, 4.0]
+    )
     assert pop.lr_tables == [[1.0, 2.0, 4.0]] and pop.base_lrs == [0.1]
 
 

@@ -13,18 +13,19 @@ import torch
 from torch import nn
 
 import advisor
-from advisor.data import Dataset, load_dataset
-from advisor.errors import InvalidValueError, TrainingError
-from advisor.measure import (
+from advisor.core.errors import InvalidValueError, TrainingError
+from advisor.data.dataset import Dataset
+from advisor.data.datasets import load_dataset
+from advisor.knowledge.profile import FIELDS
+from advisor.knowledge.recommender import recommend
+from advisor.probe.measure import (
     GRADIENT_CHECKS,
     MeasuredProfile,
     classify_gradients,
     convexity_of,
     profile_model,
 )
-from advisor.models import mnist_mlp
-from advisor.profile import FIELDS
-from advisor.recommender import recommend
+from advisor.train.models import mnist_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,9 +103,15 @@ def test_to_dict_carries_the_compared_thresholds(seed_mlp: MeasuredProfile) -> N
     params = d["params"]
     assert params["value"] == 118_282 and params["source"] == "measured"
     large = next(c for c in params["compared_with"] if c["rule"] == "model-large-adam")
-    assert large == {"rule": "model-large-adam", "when": "all", "op": "ge",
-                     "threshold": 1_000_000, "condition": ">= 1M", "holds": False,
-                     "fired": False}  # fmt: skip
+    assert large == {
+        "rule": "model-large-adam",
+        "when": "all",
+        "op": "ge",
+        "threshold": 1_000_000,
+        "condition": ">= 1M",
+        "holds": False,
+        "fired": False,
+    }
     grads = d["gradients"]
     assert grads["value"] == "healthy"
     assert [c["check"] for c in grads["checks"]] == [c.id for c in GRADIENT_CHECKS]
@@ -226,16 +233,30 @@ class _Branching(nn.Module):
     [
         (lambda: nn.Sequential(nn.Linear(784, 10), nn.LogSoftmax(dim=1)), "convex", "LogSoftmax"),
         (lambda: nn.Sequential(nn.Linear(784, 64), nn.Linear(64, 10)), "nonconvex", "stacked"),
-        (lambda: nn.Sequential(nn.Linear(784, 64), nn.Tanh(), nn.Linear(64, 10)), "nonconvex", "Tanh"),
+        (
+            lambda: nn.Sequential(nn.Linear(784, 64), nn.Tanh(), nn.Linear(64, 10)),
+            "nonconvex",
+            "Tanh",
+        ),
         (lambda: nn.Sequential(nn.Linear(784, 10), nn.Softmax(dim=1)), "unknown", "logits"),
         (lambda: nn.Sequential(nn.Linear(784, 10), nn.Sigmoid()), "unknown", "Sigmoid"),
         (lambda: nn.Sequential(nn.Linear(784, 64), nn.LSTM(64, 10)), "unknown", "LSTM"),
-        (lambda: nn.Sequential(nn.Linear(784, 64).requires_grad_(False), nn.ReLU(), nn.Linear(64, 10)), "convex", "Linear '2'"),
-        (lambda: nn.Sequential(nn.Linear(784, 64), nn.BatchNorm1d(64), nn.Linear(64, 10)), "nonconvex", "BatchNorm1d"),
+        (
+            lambda: nn.Sequential(
+                nn.Linear(784, 64).requires_grad_(False), nn.ReLU(), nn.Linear(64, 10)
+            ),
+            "convex",
+            "Linear '2'",
+        ),
+        (
+            lambda: nn.Sequential(nn.Linear(784, 64), nn.BatchNorm1d(64), nn.Linear(64, 10)),
+            "nonconvex",
+            "BatchNorm1d",
+        ),
         (_Affine, "convex", "parameter 'w'"),
         (_Branching, "unknown", "torch.fx"),
     ],
-)  # fmt: skip
+)
 def test_convexity_verdicts(build: Callable[[], nn.Module], verdict: str, words: str) -> None:
     got, reason = convexity_of(build())
     assert got == verdict, reason
@@ -246,7 +267,7 @@ def test_convexity_verdicts(build: Callable[[], nn.Module], verdict: str, words:
     ("kwargs", "error", "words"),
     [
         ({"model": "no_such_module_xyz:factory"}, TrainingError, "cannot import"),
-        ({"model": "advisor.models:no_such_factory"}, TrainingError, "no_such_factory"),
+        ({"model": "advisor.train.models:no_such_factory"}, TrainingError, "no_such_factory"),
         ({"model": "no-colon"}, InvalidValueError, "module:factory"),
         ({"model": 42}, InvalidValueError, "nn.Module"),
         ({"batch_size": 0}, InvalidValueError, "batch_size"),

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from advisor.errors import InvalidValueError
-from advisor.models import mlp_flops_per_sample, mnist_mlp, mnist_mlp_parameters
+from advisor.core.errors import InvalidValueError
+from advisor.train.models import mlp_flops_per_sample, mnist_mlp, mnist_mlp_parameters
 
 
 def test_seed_mlp_has_118282_parameters() -> None:
@@ -47,7 +47,7 @@ def test_flops_per_sample() -> None:
 
 
 def test_bad_sizes_are_rejected() -> None:
-    with pytest.raises(InvalidValueError, match="hidden must be >= 1"):
+    with pytest.raises(InvalidValueError, match="hidden must be a positive whole number"):
         mnist_mlp(hidden=0)
-    with pytest.raises(TypeError, match="n_classes must be an int"):
+    with pytest.raises(InvalidValueError, match="n_classes must be a positive whole number"):
         mlp_flops_per_sample(n_classes=2.5)  # type: ignore[arg-type]

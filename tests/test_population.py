@@ -15,10 +15,10 @@ import pytest
 import torch
 from data_helpers import subset
 
-from advisor.data import Dataset, load_dataset
-from advisor.errors import InvalidValueError, TrainingError, UnknownNameError
-from advisor.models import mnist_mlp
-from advisor.optimizers import list_optimizers
+from advisor.core.errors import InvalidValueError, TrainingError, UnknownNameError
+from advisor.data.dataset import Dataset
+from advisor.data.datasets import load_dataset
+from advisor.knowledge.optimizers import list_optimizers
 from advisor.train import (
     EpochReport,
     MemberConfig,
@@ -27,6 +27,7 @@ from advisor.train import (
     train_population,
     train_reference,
 )
+from advisor.train.models import mnist_mlp
 from advisor.train.population_optim import SUPPORTED_CLASSES, torch_settings
 
 EPOCHS = 3

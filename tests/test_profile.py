@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from advisor.errors import AdvisorError, InvalidValueError
-from advisor.profile import FIELDS, Profile
+from advisor.core.errors import AdvisorError, InvalidValueError
+from advisor.knowledge.profile import FIELDS, Profile
 
 
 def test_human_sizes_are_parsed_and_stored_as_numbers() -> None:
@@ -38,9 +38,10 @@ def test_defaults_are_unknown() -> None:
     assert all(v is None for v in p.derived().values())
 
 
-def test_the_seed_profile() -> None:
-    p = Profile(params=118_282, samples=55_000, convexity="nonconvex", budget="10m")
-    assert p.params == 118_282 and p.convexity == "nonconvex" and p.budget == 600.0
+def test_the_seed_profile_from_human_sizes() -> None:
+    p = Profile(params="118k", samples="55k", convexity="nonconvex", budget="10m", memory="2GB")
+    assert (p.params, p.samples, p.budget, p.memory) == (118_000, 55_000, 600.0, 2e9)
+    assert p.derived()["samples_per_param"] == pytest.approx(55 / 118, rel=1e-3)
 
 
 def test_derived_fields() -> None:

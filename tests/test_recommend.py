@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import advisor
-from advisor.errors import InvalidValueError
-from advisor.optimizers import OPTIMIZERS, get_optimizer_info, torch_line
-from advisor.profile import Profile
-from advisor.recommender import Recommendation, recommend
+from advisor.core.errors import InvalidValueError
+from advisor.knowledge.optimizers import OPTIMIZERS, get_optimizer_info, torch_line
+from advisor.knowledge.profile import Profile
+from advisor.knowledge.recommender import Recommendation, recommend
 
 SEED = {"params": 118_282, "samples": 55_000, "convexity": "nonconvex", "budget": "10m"}
 ADAM_FAMILY = ("adam", "adamw", "nadam", "radam")

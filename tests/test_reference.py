@@ -7,8 +7,9 @@ import torch
 from data_helpers import subset
 from torch import nn
 
-from advisor.data import Dataset, load_dataset
-from advisor.errors import InvalidValueError
+from advisor.core.errors import InvalidValueError
+from advisor.data.dataset import Dataset
+from advisor.data.datasets import load_dataset
 from advisor.train import EpochReport, MemberConfig, train_members, train_reference
 
 

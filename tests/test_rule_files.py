@@ -6,15 +6,23 @@ import re
 
 import pytest
 
-from advisor.profile import Profile
-from advisor.recommender import recommend
-from advisor.rules import Rule, builtin_rules_dir, check_rules, load_rules
+from advisor.knowledge.profile import Profile
+from advisor.knowledge.recommender import recommend
+from advisor.knowledge.rules import Rule, builtin_rules_dir, check_rules, load_rules
 
 RULES = load_rules()
 THEMES = (
-    "model_size", "data_size", "convexity", "budget", "memory", "sparse", "batch_size",
-    "gradients", "generalization", "defaults",
-)  # fmt: skip
+    "model_size",
+    "data_size",
+    "convexity",
+    "budget",
+    "memory",
+    "sparse",
+    "batch_size",
+    "gradients",
+    "generalization",
+    "defaults",
+)
 
 
 def test_the_builtin_rules_are_clean_and_cover_every_theme() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from advisor.errors import RuleError, UnknownNameError
-from advisor.optimizers import OPTIMIZERS, Range
-from advisor.profile import Profile
-from advisor.rules import (
+from advisor.core.errors import RuleError, UnknownNameError
+from advisor.knowledge.optimizers import OPTIMIZERS, Range
+from advisor.knowledge.profile import Profile
+from advisor.knowledge.rules import (
     Condition,
     SpaceEffect,
     builtin_rules_dir,
@@ -214,23 +214,40 @@ def test_unknown_rule_id_suggests() -> None:
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ('when.all = [{ field = "sampels", op = "le", value = 1 }]\nscores = { adam = 1 }',
-         ["when.all[0].field", "'sampels'", "Did you mean 'samples'"]),
-        ('when.all = [{ field = "samples", op = "gte", value = 1 }]\nscores = { adam = 1 }',
-         ["when.all[0].op", "'gte'", "Did you mean 'ge'"]),
-        ('when.any = [{ field = "convexity", op = "lt", value = "convex" }]\nscores = { adam = 1 }',
-         ["when.any[0].op", "numeric"]),
-        ('when.all = [{ field = "convexity", op = "eq", value = "concave" }]\nscores = { adam = 1 }',
-         ["when.all[0].value", "concave", "nonconvex"]),
-        ('when.all = [{ field = "samples", op = "between", value = [5, 1] }]\nscores = { adam = 1 }',
-         ["between", "low <= high"]),
-        ('when.all = [{ field = "samples", op = "in", value = 3 }]\nscores = { adam = 1 }',
-         ["when.all[0].value", "non-empty list"]),
-        ('when.all = [{ field = "budget", op = "le", value = "5 parsecs" }]\nscores = { adam = 1 }',
-         ["when.all[0].value", "budget"]),
+        (
+            'when.all = [{ field = "sampels", op = "le", value = 1 }]\nscores = { adam = 1 }',
+            ["when.all[0].field", "'sampels'", "Did you mean 'samples'"],
+        ),
+        (
+            'when.all = [{ field = "samples", op = "gte", value = 1 }]\nscores = { adam = 1 }',
+            ["when.all[0].op", "'gte'", "Did you mean 'ge'"],
+        ),
+        (
+            'when.any = [{ field = "convexity", op = "lt", value = "convex" }]\nscores = { adam = 1 }',
+            ["when.any[0].op", "numeric"],
+        ),
+        (
+            'when.all = [{ field = "convexity", op = "eq", value = "concave" }]\nscores = { adam = 1 }',
+            ["when.all[0].value", "concave", "nonconvex"],
+        ),
+        (
+            'when.all = [{ field = "samples", op = "between", value = [5, 1] }]\nscores = { adam = 1 }',
+            ["between", "low <= high"],
+        ),
+        (
+            'when.all = [{ field = "samples", op = "in", value = 3 }]\nscores = { adam = 1 }',
+            ["when.all[0].value", "non-empty list"],
+        ),
+        (
+            'when.all = [{ field = "budget", op = "le", value = "5 parsecs" }]\nscores = { adam = 1 }',
+            ["when.all[0].value", "budget"],
+        ),
         ('when.all = [{ field = "samples", op = "le" }]\nscores = { adam = 1 }', ["no 'value'"]),
-        ('when.sometimes = []\nscores = { adam = 1 }', ["when.sometimes", "unknown key"]),
-        ("scores = { adamm = 1 }", ["scores.adamm", "unknown optimizer 'adamm'", "Did you mean 'adam'"]),
+        ("when.sometimes = []\nscores = { adam = 1 }", ["when.sometimes", "unknown key"]),
+        (
+            "scores = { adamm = 1 }",
+            ["scores.adamm", "unknown optimizer 'adamm'", "Did you mean 'adam'"],
+        ),
         ('scores = { "family:adamish" = 1 }', ["unknown optimizer family 'adamish'"]),
         ('scores = { "zz*" = 1 }', ["matches no optimizer"]),
         ('scores = { adam = "high" }', ["scores.adam", "finite number"]),
@@ -238,22 +255,38 @@ def test_unknown_rule_id_suggests() -> None:
         ('advice = { topic = "schedules", text = "t" }', ["advice.topic", "'schedules'"]),
         ('advice = { topic = "tuning" }', ["advice.text", "non-empty"]),
         ("", ["no effect"]),
-        ('search_space = [{ optimizer = "sgd", param = "beta1", fix = true }]',
-         ["optimizer 'sgd' has no hyperparameter 'beta1'"]),
-        ('search_space = [{ optimizer = "sgd", param = "lr", fix = true, scale = 2 }]', ["exactly one"]),
+        (
+            'search_space = [{ optimizer = "sgd", param = "beta1", fix = true }]',
+            ["optimizer 'sgd' has no hyperparameter 'beta1'"],
+        ),
+        (
+            'search_space = [{ optimizer = "sgd", param = "lr", fix = true, scale = 2 }]',
+            ["exactly one"],
+        ),
         ('search_space = [{ optimizer = "momentum", param = "momentum", scale = 2 }]', ["lr"]),
         ('search_space = [{ param = "lr", set = [0.0, 1.0] }]', ["low > 0"]),
         ('search_space = [{ param = "momentum", narrow = [0.5, 1.5] }]', ["[0, 1)"]),
         ('search_space = [{ param = "lr", scale_with = "convexity", reference = 1 }]', ["numeric"]),
         ('search_space = [{ param = "lr", scale_with = "batch_size" }]', ["reference"]),
-        ('search_space = [{ param = "learning_rate", fix = true }]', ["unknown hyperparameter", "lr"]),
-        ('search_space = [{ optimizer = 3, param = "lr", fix = true }]', ["search_space[0].optimizer"]),
-        ('search_space = [{ optimizer = ["sgd", "nope"], param = "lr", fix = true }]',
-         ["search_space[0].optimizer[1]", "'nope'"]),
-        ('scores = { adam = 1 }\nexamples.match = [{ sampels = 3 }]', ["examples.match[0]", "sampels"]),
-        ('scores = { adam = 1 }\nexamples.maybe = []', ["examples.maybe"]),
+        (
+            'search_space = [{ param = "learning_rate", fix = true }]',
+            ["unknown hyperparameter", "lr"],
+        ),
+        (
+            'search_space = [{ optimizer = 3, param = "lr", fix = true }]',
+            ["search_space[0].optimizer"],
+        ),
+        (
+            'search_space = [{ optimizer = ["sgd", "nope"], param = "lr", fix = true }]',
+            ["search_space[0].optimizer[1]", "'nope'"],
+        ),
+        (
+            "scores = { adam = 1 }\nexamples.match = [{ sampels = 3 }]",
+            ["examples.match[0]", "sampels"],
+        ),
+        ("scores = { adam = 1 }\nexamples.maybe = []", ["examples.maybe"]),
     ],
-)  # fmt: skip
+)
 def test_schema_errors_name_the_file_the_rule_and_the_field(
     tmp_path: Path, body: str, words: list[str]
 ) -> None:

@@ -5,14 +5,21 @@ import math
 import pytest
 import torch
 
-from advisor.errors import InvalidValueError, UnknownNameError
+from advisor.core.errors import InvalidValueError, UnknownNameError
 from advisor.train import SCHEDULES
 from advisor.train.batches import batch_bounds, epoch_permutation, steps_per_epoch
 from advisor.train.schedules import lr_factor, lr_factors, lr_lambda, warmup_steps
 
 
-def test_schedule_names() -> None:
-    assert SCHEDULES == ("constant", "cosine", "warmup_cosine")
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_every_listed_schedule_is_a_curve_from_one(schedule: str) -> None:
+    """What SCHEDULES lists, lr_factor implements: the tuner searches exactly these names."""
+    values = lr_factors(schedule, 50)
+    assert len(values) == 50 and all(0.0 <= v <= 1.0 for v in values)
+    assert max(values) == 1.0
+    with pytest.raises(UnknownNameError) as err:
+        lr_factor(schedule + "x", 0, 50)
+    assert all(name in str(err.value) for name in SCHEDULES)  # the error lists the choices
 
 
 def test_constant() -> None:

@@ -7,8 +7,8 @@ import math
 import optuna
 import pytest
 
-from advisor.optimizers import Range, get_optimizer_info
-from advisor.space import build_space, space_from_dict
+from advisor.knowledge.optimizers import Range, get_optimizer_info
+from advisor.tuning.space import build_space, space_from_dict
 
 
 def _space(n: int, opts: tuple[str, ...] = ("adam", "nesterov", "sgd")):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.stats import Summary, paired_p_value, summarize
+from advisor.tuning.stats import Summary, paired_p_value, summarize
 
 
 def test_summary_matches_hand_computation() -> None:

@@ -12,10 +12,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from advisor.errors import StorageError
-from advisor.storage import (
-    HEARTBEAT_ATTR,
-    WORKER_ATTR,
+from advisor.core.errors import StorageError
+from advisor.tuning.schema import HEARTBEAT, WORKER
+from advisor.tuning.storage import (
     fail_stale_trials,
     mask_url,
     open_storage,
@@ -70,11 +69,11 @@ def test_trials_of_a_dead_worker_are_failed_and_queued_again(tmp_path: Path) -> 
     pid = int(dead.stdout)
     host_worker = worker_id().split(":")[0]
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-    trial.set_user_attr(WORKER_ATTR, f"{host_worker}:{pid}:deadbeef")
-    trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+    trial.set_user_attr(WORKER, f"{host_worker}:{pid}:deadbeef")
+    trial.set_user_attr(HEARTBEAT, time.time())
     alive = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-    alive.set_user_attr(WORKER_ATTR, f"{host_worker}:{os.getpid()}:cafe")
-    alive.set_user_attr(HEARTBEAT_ATTR, time.time())
+    alive.set_user_attr(WORKER, f"{host_worker}:{os.getpid()}:cafe")
+    alive.set_user_attr(HEARTBEAT, time.time())
 
     assert fail_stale_trials(study) == [trial.number]
     states = {t.number: t.state for t in study.get_trials()}
@@ -91,7 +90,7 @@ def test_remote_workers_go_stale_by_heartbeat(tmp_path: Path) -> None:
     storage, _ = open_storage(None, tmp_path / "s.journal")
     study = optuna.create_study(study_name="s", storage=storage)
     trial = study.ask()
-    trial.set_user_attr(WORKER_ATTR, "another-host:123:abc")
-    trial.set_user_attr(HEARTBEAT_ATTR, time.time() - 1000)
+    trial.set_user_attr(WORKER, "another-host:123:abc")
+    trial.set_user_attr(HEARTBEAT, time.time() - 1000)
     assert fail_stale_trials(study, grace_s=2000) == []
     assert fail_stale_trials(study, grace_s=300) == [trial.number]

@@ -13,8 +13,11 @@ from optuna.trial import TrialState
 
 import advisor
 from advisor.cli import cli
-from advisor.results import FINAL_SUFFIX, build_result
-from advisor.storage import open_storage
+from advisor.knowledge.optimizers import get_optimizer_info
+from advisor.probe.lr_range import probe_ranges
+from advisor.tuning.readback import build_result
+from advisor.tuning.schema import FINAL_SUFFIX
+from advisor.tuning.storage import open_storage
 
 # small but real: 2 epochs, 2 final seeds, populations of 6
 FAST = dict(epochs=2, seeds=2, finalists=2, population=6, budget="10m", device="cpu")
@@ -116,9 +119,30 @@ def test_same_seed_gives_the_same_recommendation(tmp_path: Path) -> None:
 
 def test_cli_tune_json(tmp_path: Path) -> None:
     runner = CliRunner()
-    args = ["tune", "--trials", "6", "--epochs", "1", "--seeds", "2", "--finalists", "1",
-            "--population", "6", "--optimizers", "adam,nesterov", "--out", str(tmp_path),
-            "--study", "cli", "--format", "json", "--quiet", "--device", "cpu"]  # fmt: skip
+    args = [
+        "tune",
+        "--trials",
+        "6",
+        "--epochs",
+        "1",
+        "--seeds",
+        "2",
+        "--finalists",
+        "1",
+        "--population",
+        "6",
+        "--optimizers",
+        "adam,nesterov",
+        "--out",
+        str(tmp_path),
+        "--study",
+        "cli",
+        "--format",
+        "json",
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)
@@ -149,13 +173,28 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_pat
 
 
 def test_probe_lr_narrows_the_searched_ranges(tmp_path: Path) -> None:
-    result = advisor.tune("mnist-5k", trials=6, study="probe", out=tmp_path, probe_lr=True,
-                          optimizers=["adam", "nesterov"], **FAST)  # fmt: skip
-    ranges = result.settings["space"]["ranges"]
-    assert result.settings["probe_lr"] is True
+    result = advisor.tune(
+        "mnist-5k",
+        trials=6,
+        study="probe",
+        out=tmp_path,
+        probe_lr=True,
+        optimizers=["adam", "nesterov"],
+        **FAST,
+    )
+    ranges = result.settings.space["ranges"]
+    assert result.settings.probe_lr is True
+    # the searched ranges are the LR range test's (same data, seed and batch size) ...
+    probed = probe_ranges(["adam", "nesterov"], "mnist-5k", device="cpu", seed=0)
     for opt in ("adam", "nesterov"):
-        assert ranges[opt]["lr"]["source"] == "lr_range_test"
-        assert ranges[opt]["lr"]["low"] < ranges[opt]["lr"]["high"]
+        searched = ranges[opt]["lr"]
+        assert searched["source"] == "lr_range_test"
+        assert (searched["low"], searched["high"]) == pytest.approx(
+            (probed[opt].low, probed[opt].high)
+        )
+        # ... and narrower than the registry's default range
+        default = get_optimizer_info(opt).search_space["lr"]
+        assert searched["high"] / searched["low"] < default.high / default.low
 
 
 def test_a_users_own_model_and_arrays(tmp_path: Path) -> None:
@@ -171,9 +210,19 @@ def test_a_users_own_model_and_arrays(tmp_path: Path) -> None:
     def factory() -> torch.nn.Module:
         return torch.nn.Sequential(torch.nn.Linear(784, 10))  # logistic regression
 
-    result = advisor.tune(model=factory, data=(x[train], y[train], x[test], y[test]), trials=4,
-                          epochs=2, seeds=2, finalists=1, optimizers=["adam", "sgd"],
-                          study="own", out=tmp_path, device="cpu", budget="5m")  # fmt: skip
+    result = advisor.tune(
+        model=factory,
+        data=(x[train], y[train], x[test], y[test]),
+        trials=4,
+        epochs=2,
+        seeds=2,
+        finalists=1,
+        optimizers=["adam", "sgd"],
+        study="own",
+        out=tmp_path,
+        device="cpu",
+        budget="5m",
+    )
     d = result.to_dict()
     assert d["settings"]["dataset"] == "custom"
     assert d["settings"]["population"] == 1  # one member at a time: the reference trainer
@@ -184,8 +233,16 @@ def test_a_users_own_model_and_arrays(tmp_path: Path) -> None:
 def test_two_workers_on_one_machine(tmp_path: Path) -> None:
     # enough work that the second process (spawned: it imports torch first) gets some
     settings = dict(FAST, population=4, epochs=3)
-    result = advisor.tune("mnist-5k", trials=96, study="w2", out=tmp_path, workers=2, seed=0,
-                          optimizers=["adam", "nesterov"], **settings)  # fmt: skip
+    result = advisor.tune(
+        "mnist-5k",
+        trials=96,
+        study="w2",
+        out=tmp_path,
+        workers=2,
+        seed=0,
+        optimizers=["adam", "nesterov"],
+        **settings,
+    )
     trials = result.study.get_trials()
     workers = {t.user_attrs.get("advisor_worker") for t in trials if t.state != TrialState.WAITING}
     assert len(workers) == 2, workers

@@ -1,7 +1,7 @@
 """The ``advisor`` command line: a thin layer over the Python API.
 
 Every command lives in its own module and is loaded only when used, so ``advisor --help``
-starts without importing torch or optuna. Any :class:`advisor.errors.AdvisorError` becomes
+starts without importing torch or optuna. Any :class:`advisor.core.errors.AdvisorError` becomes
 one line on stderr and exit code 2 (a traceback only with ``--debug``).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from advisor import __version__
-from advisor.errors import AdvisorError
+from advisor.core.errors import AdvisorError
 
 # command name -> "module:attribute"; each module owns one command (or a group)
 _COMMANDS = {

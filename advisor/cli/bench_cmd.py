@@ -1,4 +1,4 @@
-"""``advisor bench``: a thin wrapper over :func:`advisor.benchmark.run_bench`."""
+"""``advisor bench``: a thin wrapper over :func:`advisor.run_bench`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 
 import click
 
+import advisor
 from advisor.cli.options import data_dir_option, dataset_option, device_option, format_option
 
 
@@ -69,9 +70,7 @@ def bench(
     advisor bench --dataset fashion-mnist --population 1,4,16,64 --epochs 1
     advisor bench --format json > bench.json
     """
-    from advisor.benchmark import run_bench
-
-    result = run_bench(
+    result = advisor.run_bench(
         dataset,
         populations,
         epochs=epochs,

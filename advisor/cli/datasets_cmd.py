@@ -1,4 +1,4 @@
-"""``advisor datasets``: a thin wrapper over :func:`advisor.data.list_datasets`."""
+"""``advisor datasets``: a thin wrapper over :func:`advisor.data.datasets.list_datasets`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import click
 
 from advisor.cli.options import data_dir_option, format_option
+from advisor.data.datasets import get_dataset_info, list_datasets, load_dataset
 
 
 @click.command()
@@ -26,7 +27,6 @@ def datasets(name: str | None, data_dir: str | None, download: bool, fmt: str) -
     advisor datasets idx:~/data/kmnist  # any folder with the four IDX files
     advisor datasets mnist --download   # fetch MNIST into ~/.cache/advisor/mnist
     """
-    from advisor.data import get_dataset_info, list_datasets, load_dataset
 
     if download:
         if name is None:

@@ -7,7 +7,9 @@ from typing import Any, TypeVar
 
 import click
 
-from advisor.devices import DEVICE_CHOICES
+from advisor.core import units
+from advisor.core.devices import DEVICE_CHOICES
+from advisor.core.errors import InvalidValueError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,7 +55,7 @@ def dataset_option(default: str = "mnist-5k") -> Callable[[F], F]:
 
 
 class _HumanSize(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
-    """A click type over one of :mod:`advisor.units`' parsers (``118k``, ``10m``, ``8GB``)."""
+    """A click type over one of :mod:`advisor.core.units`' parsers (``118k``, ``10m``, ``8GB``)."""
 
     def __init__(self, name: str, parser: str) -> None:
         self.name = name
@@ -62,8 +64,6 @@ class _HumanSize(click.ParamType):  # type: ignore[type-arg]  # generic from cli
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if not isinstance(value, str):
             return value
-        from advisor import units
-        from advisor.errors import InvalidValueError
 
         what = param.name.replace("_", " ") if param and param.name else self.name
         try:

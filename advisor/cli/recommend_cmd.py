@@ -1,19 +1,19 @@
 """``advisor recommend``: rank optimizers for a problem profile, given or measured.
 
 Without ``--model`` nothing is imported beyond the rules (no torch). With ``--model`` the
-profile is measured (:func:`advisor.measure.profile_model`); options given on the command
+profile is measured (:func:`advisor.probe.measure.profile_model`); options given on the command
 line override measured values; ``--probe-lr`` narrows each shown candidate's ``lr`` range by
-an LR range test (:mod:`advisor.lr_range`).
+an LR range test (:mod:`advisor.probe.lr_range`).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
+import advisor
 from advisor.cli.options import (
     BYTES,
     COUNT,
@@ -24,7 +24,9 @@ from advisor.cli.options import (
     rules_option,
     seed_option,
 )
-from advisor.profile import CONVEXITY_CHOICES, DOMAIN_CHOICES, GRADIENTS_CHOICES
+from advisor.core.errors import InvalidValueError
+from advisor.knowledge.profile import CONVEXITY_CHOICES, DOMAIN_CHOICES, GRADIENTS_CHOICES, Profile
+from advisor.knowledge.recommender import recommend as recommend_profile
 
 #: Options that only make sense with --model.
 _MODEL_OPTIONS = ("dataset", "probe_lr", "out")
@@ -34,45 +36,63 @@ _MODEL_OPTIONS = ("dataset", "probe_lr", "out")
 @click.option("--params", type=COUNT, help="Trainable parameters of the model: 118k, 1.5M, 1e9.")
 @click.option("--samples", type=COUNT, help="Training examples: 55k.")
 @click.option(
-    "--convexity", type=click.Choice(CONVEXITY_CHOICES), default="unknown", show_default=True,
+    "--convexity",
+    type=click.Choice(CONVEXITY_CHOICES),
+    default="unknown",
+    show_default=True,
     help="Shape of the loss.",
-)  # fmt: skip
+)
 @click.option("--budget", type=DURATION, help="Wall-clock budget: 90s, 10m, 2h.")
 @click.option("--memory", type=BYTES, help="Memory available for training: 8GB, 16GiB.")
 @click.option("--batch-size", type=COUNT, help="Minibatch size (the LR ranges scale with it).")
 @click.option(
-    "--sparse-gradients/--no-sparse-gradients", default=False, show_default=True,
+    "--sparse-gradients/--no-sparse-gradients",
+    default=False,
+    show_default=True,
     help="Gradients are sparse (embeddings, sparse features).",
-)  # fmt: skip
+)
 @click.option(
-    "--gradients", type=click.Choice(GRADIENTS_CHOICES), default="unknown", show_default=True,
+    "--gradients",
+    type=click.Choice(GRADIENTS_CHOICES),
+    default="unknown",
+    show_default=True,
     help="Observed gradient behaviour.",
-)  # fmt: skip
+)
 @click.option("--trials", type=COUNT, help="Tuning budget in trials (training runs).")
 @click.option(
-    "--domain", type=click.Choice(DOMAIN_CHOICES), default="unknown", show_default=True,
+    "--domain",
+    type=click.Choice(DOMAIN_CHOICES),
+    default="unknown",
+    show_default=True,
     help="Kind of data.",
-)  # fmt: skip
+)
 @device_option
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Show the best N only.")
 @click.option(
-    "--model", "model", default=None, metavar="MODULE:FACTORY",
+    "--model",
+    "model",
+    default=None,
+    metavar="MODULE:FACTORY",
     help="Measure the profile of this model (e.g. advisor.models:mnist_mlp, the seed MLP); "
     "options given above override measured values.",
-)  # fmt: skip
+)
 @click.option(
-    "--dataset", default=None,
+    "--dataset",
+    default=None,
     help="With --model: the data to measure on (mnist, mnist-5k, fashion-mnist, idx:DIR). "
     "[default: mnist-5k]",
-)  # fmt: skip
+)
 @click.option(
-    "--probe-lr", is_flag=True,
+    "--probe-lr",
+    is_flag=True,
     help="With --model: narrow each shown candidate's lr range by an LR range test.",
-)  # fmt: skip
+)
 @click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
     help="With --model: write recommendation.json (and lr_range.png with --probe-lr) here.",
-)  # fmt: skip
+)
 @seed_option
 @data_dir_option
 @rules_option
@@ -108,29 +128,44 @@ def recommend(
     advisor recommend --params 1e9 --memory 8GB --format json
     advisor recommend --model advisor.models:mnist_mlp --dataset mnist-5k --probe-lr
     """
-    from advisor.profile import Profile
-    from advisor.recommender import recommend as run
-
     values: dict[str, Any] = {
-        "params": params, "samples": samples, "convexity": convexity, "budget": budget,
-        "memory": memory, "batch_size": batch_size, "sparse_gradients": sparse_gradients,
-        "gradients": gradients, "trials": trials, "domain": domain, "device": device,
-    }  # fmt: skip
+        "params": params,
+        "samples": samples,
+        "convexity": convexity,
+        "budget": budget,
+        "memory": memory,
+        "batch_size": batch_size,
+        "sparse_gradients": sparse_gradients,
+        "gradients": gradients,
+        "trials": trials,
+        "domain": domain,
+        "device": device,
+    }
     if model is None:
         extra = [n for n in _MODEL_OPTIONS if _given(ctx, n)]
         if extra:
             flags = ", ".join("--" + n.replace("_", "-") for n in extra)
             verb = "needs" if len(extra) == 1 else "need"
             raise click.UsageError(f"{flags} {verb} --model MODULE:FACTORY (the model to measure).")
-        rec = run(Profile(**values), rules_dirs=rules_dirs, top=top)
+        rec = recommend_profile(Profile(**values), rules_dirs=rules_dirs, top=top)
         output = {"json": rec.to_json, "markdown": rec.to_markdown}.get(fmt, rec.to_text)()
     else:
         given = {name: value for name, value in values.items() if _given(ctx, name)}
         output = _measured(
-            model, dataset or "mnist-5k", given, device=device, batch_size=batch_size or 128,
-            budget=budget, seed=seed, data_dir=data_dir, probe_lr=probe_lr, out=out,
-            rules_dirs=rules_dirs, top=top, fmt=fmt,
-        )  # fmt: skip
+            model,
+            dataset or "mnist-5k",
+            given,
+            device=device,
+            batch_size=batch_size or 128,
+            budget=budget,
+            seed=seed,
+            data_dir=data_dir,
+            probe_lr=probe_lr,
+            out=out,
+            rules_dirs=rules_dirs,
+            top=top,
+            fmt=fmt,
+        )
     click.echo(output.rstrip("\n"))
 
 
@@ -141,17 +176,22 @@ def _given(ctx: click.Context, name: str) -> bool:
 
 
 def _measured(
-    model: str, dataset: str, given: dict[str, Any], *, device: str, batch_size: int,
-    budget: float | None, seed: int, data_dir: str | None, probe_lr: bool, out: Path | None,
-    rules_dirs: tuple[str, ...], top: int | None, fmt: str,
-) -> str:  # fmt: skip
-    """Measure, recommend, probe; return the output in format ``fmt``."""
-    from advisor.errors import InvalidValueError
-    from advisor.lr_range import apply_lr_range, lr_range_test, results_text
-    from advisor.measure import load_data, profile_model
-    from advisor.optimizers import get_optimizer_info
-    from advisor.recommender import recommend as run
-
+    model: str,
+    dataset: str,
+    given: dict[str, Any],
+    *,
+    device: str,
+    batch_size: int,
+    budget: float | None,
+    seed: int,
+    data_dir: str | None,
+    probe_lr: bool,
+    out: Path | None,
+    rules_dirs: tuple[str, ...],
+    top: int | None,
+    fmt: str,
+) -> str:
+    """Measure, recommend, probe (:func:`advisor.recommend_model`); return the output."""
     if out is not None:
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -159,36 +199,20 @@ def _measured(
             raise InvalidValueError(
                 f"--out {str(out)!r} cannot be created ({exc.strerror or exc}). Choose another folder."
             ) from exc
-    data = load_data(dataset, seed, data_dir)
-    measured = profile_model(
-        model, data, device=device, batch_size=batch_size, budget=budget, seed=seed
+    advice = advisor.recommend_model(
+        model,
+        dataset,
+        given=given,
+        device=device,
+        batch_size=batch_size,
+        budget=budget,
+        seed=seed,
+        data_dir=data_dir,
+        probe_lr=probe_lr,
+        plot=out / "lr_range.png" if out is not None else None,
+        rules_dirs=rules_dirs,
+        top=top,
     )
-    profile = measured.to_profile(given)
-    rec = run(profile, rules_dirs=rules_dirs, top=top)
-    results = {}
-    names = [c.optimizer for c in rec.candidates if not get_optimizer_info(c.optimizer).full_batch]  # fmt: skip
-    if probe_lr and names:  # full-batch L-BFGS has no lr range to probe
-        plot = out / "lr_range.png" if out is not None else None
-        results = lr_range_test(
-            names, data, model=model, batch_size=batch_size, seed=seed, device=device, plot=plot
-        )
-        rec = apply_lr_range(rec, results)
-    doc = rec.to_dict()
-    doc["profile"]["measured"] = measured.to_dict(profile, rules_dirs)
-    if results:
-        doc["lr_range_test"] = {name: r.to_dict() for name, r in results.items()}
     if out is not None:
-        (out / "recommendation.json").write_text(json.dumps(doc, indent=2) + "\n")
-    if fmt == "json":
-        return json.dumps(doc, indent=2)
-    measured_text = measured.to_text(profile, rules_dirs)
-    probe = f"LR range test (range = [lr_min / 100, lr_min])\n{results_text(results)}"
-    if fmt == "markdown":
-        parts = [rec.to_markdown(), "## Measured profile", "", "```", measured_text, "```"]
-        if results:
-            parts += ["", "## LR range test", "", "```", results_text(results), "```"]
-        return "\n".join(parts) + "\n"
-    parts = [measured_text, ""]
-    if results:
-        parts += [probe, ""]
-    return "\n".join([*parts, rec.to_text()])
+        (out / "recommendation.json").write_text(advice.to_json() + "\n")
+    return {"json": advice.to_json, "markdown": advice.to_markdown}.get(fmt, advice.to_text)()

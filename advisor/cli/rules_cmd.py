@@ -7,6 +7,7 @@ import json
 import click
 
 from advisor.cli.options import format_option, rules_option
+from advisor.knowledge.rules import builtin_rules_dir, check_rules, load_dir, load_rules
 
 
 @click.group()
@@ -19,7 +20,6 @@ def rules() -> None:
 @format_option("text", "json")
 def list_rules(rules_dirs: tuple[str, ...], fmt: str) -> None:
     """List every rule: id, file and reason."""
-    from advisor.rules import load_rules
 
     ruleset = load_rules(rules_dirs)
     if fmt == "json":
@@ -36,7 +36,6 @@ def list_rules(rules_dirs: tuple[str, ...], fmt: str) -> None:
 @rules_option
 def show(rule_id: str, rules_dirs: tuple[str, ...]) -> None:
     """Show one rule in full: conditions, effects, reason, source and examples."""
-    from advisor.rules import load_rules
 
     click.echo(load_rules(rules_dirs).get(rule_id).describe())
 
@@ -45,7 +44,6 @@ def show(rule_id: str, rules_dirs: tuple[str, ...]) -> None:
 @click.argument("directory", required=False, type=click.Path(path_type=str))
 def check(directory: str | None) -> None:
     """Validate a rule directory (default: the built-in rules) and run the rules' examples."""
-    from advisor.rules import builtin_rules_dir, check_rules, load_dir
 
     problems = check_rules(directory)
     if problems:

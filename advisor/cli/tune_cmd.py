@@ -1,5 +1,5 @@
 """``advisor tune`` and ``advisor report``: thin wrappers over :func:`advisor.tune` and
-:func:`advisor.results.build_result`."""
+:func:`advisor.tuning.result.build_result`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+import advisor
 from advisor.cli.options import (
     DURATION,
     data_dir_option,
@@ -18,6 +19,8 @@ from advisor.cli.options import (
     rules_option,
     seed_option,
 )
+from advisor.core.errors import UnknownNameError
+from advisor.knowledge.optimizers import get_optimizer_info
 
 POSITIVE = click.IntRange(min=1)
 
@@ -25,9 +28,6 @@ POSITIVE = click.IntRange(min=1)
 def _optimizers(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
     if not value:
         return None
-    from advisor.errors import UnknownNameError
-    from advisor.optimizers import get_optimizer_info
-
     names = [v.strip() for v in value.split(",") if v.strip()]
     try:
         return [get_optimizer_info(n).name for n in names]
@@ -147,10 +147,8 @@ def tune(fmt: str, quiet: bool, **kwargs: Any) -> None:
     advisor tune --dataset fashion-mnist --budget 5m --out runs/fmnist
     advisor tune --study s1 --storage postgresql://u:p@db/optuna   # on each machine
     """
-    from advisor.tuner import tune as run
-
     try:
-        result = run(**kwargs, progress=not quiet)
+        result = advisor.tune(**kwargs, progress=not quiet)
     except KeyboardInterrupt:
         click.echo(
             "interrupted: finished trials are saved; rerun the same command to continue.", err=True
@@ -186,7 +184,7 @@ def report(study: str | None, storage: str | None, out: Path | None, fmt: str) -
     advisor report --study mnist-5k-20261125-101500
     advisor report --study s1 --storage postgresql://u:p@db/optuna --out runs/s1
     """
-    from advisor.results import load_result
-
-    result = load_result(study, storage=storage, out=out)
+    result = advisor.load_result(study, storage=storage, out=out)
+    if out is not None:
+        advisor.write_report(result, out)
     _emit(result, fmt)

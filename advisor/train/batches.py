@@ -15,9 +15,12 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
-from advisor.errors import InvalidValueError
+from advisor.core.checks import positive_int
+from advisor.core.errors import InvalidValueError
 
 # Large odd multiplier: distinct (data_seed, epoch) pairs give distinct generator seeds.
 _EPOCH_STRIDE = 1_000_003
@@ -41,11 +44,29 @@ def epoch_permutation(
 
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """``(start, stop)`` of each batch over ``n`` samples; the last batch may be smaller."""
-    if batch_size < 1:
-        raise InvalidValueError(f"batch_size must be >= 1, got {batch_size}.")
+    positive_int("batch_size", batch_size)
     return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Number of optimizer steps per epoch (``ceil(n / batch_size)``)."""
     return len(batch_bounds(n, batch_size))
+
+
+def minibatches(n: int, batch_size: int, seed: int, count: int) -> Iterator[torch.Tensor]:
+    """Row indices of ``count`` full minibatches, epoch after epoch, in the trainers' order
+    (:func:`epoch_permutation`); a partial last batch is skipped unless it is the only one.
+
+    >>> [len(b) for b in minibatches(5, 2, seed=0, count=3)]  # the partial batch of 1 is skipped
+    [2, 2, 2]
+    """
+    bounds = batch_bounds(n, batch_size)
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < batch_size:
+        bounds = bounds[:-1]
+    done, epoch = 0, 1
+    while done < count:
+        perm = epoch_permutation(n, data_seed=seed, epoch=epoch)
+        for start, stop in bounds[: count - done]:
+            yield perm[start:stop]
+        done += min(len(bounds), count - done)
+        epoch += 1

@@ -17,8 +17,8 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from advisor.errors import InvalidValueError
-from advisor.optimizers import OptimizerInfo, get_optimizer_info
+from advisor.core.errors import InvalidValueError
+from advisor.knowledge.optimizers import OptimizerInfo, get_optimizer_info
 from advisor.train.schedules import check_schedule
 
 #: A member diverges when its loss exceeds this many times ``ln(n_classes)``.
@@ -39,7 +39,7 @@ class MemberConfig:
     :func:`train_members`".
 
     >>> MemberConfig("adam", {"lr": 3e-3}, schedule="cosine").resolved()
-    {'lr': 0.003, 'beta1': 0.9, 'weight_decay': 0.0}
+    {'lr': 0.003, 'beta1': 0.9, 'beta2': 0.999, 'eps': 1e-08, 'weight_decay': 0.0}
     """
 
     optimizer: str

@@ -32,11 +32,11 @@ from itertools import groupby
 import torch
 from torch import Tensor
 
-from advisor.errors import InvalidValueError
-from advisor.models import mnist_mlp
+from advisor.core.errors import InvalidValueError
 from advisor.train.members import (
     MemberConfig,
 )
+from advisor.train.models import mnist_mlp
 from advisor.train.population_optim import UpdateGroup, group_key, torch_settings
 from advisor.train.reference import as_device
 from advisor.train.schedules import lr_factors
@@ -121,7 +121,7 @@ class Population:
     optimizer kernels on the CPU and the vectorized updates elsewhere. ``lr_table`` (at
     least ``total_steps`` factors) replaces every member's schedule: member ``k``'s
     learning rate at step ``t`` is then its base ``lr`` times ``lr_table[t]`` (the
-    exponential ramp of an LR range test, :mod:`advisor.lr_range`).
+    exponential ramp of an LR range test, :mod:`advisor.probe.lr_range`).
     """
 
     def __init__(

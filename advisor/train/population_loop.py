@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from advisor.data import Dataset
+from advisor.data.dataset import Dataset
 from advisor.train.batches import batch_bounds, epoch_permutation
 from advisor.train.members import (
     CHECK_EVERY,

@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from advisor.errors import TrainingError
-from advisor.optimizers import create_optimizer
+from advisor.core.errors import TrainingError
+from advisor.knowledge.optimizers import create_optimizer
 
 #: torch.optim classes the population trainer implements.
 SUPPORTED_CLASSES = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam")

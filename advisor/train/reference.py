@@ -2,7 +2,7 @@
 
 It is the textbook loop without a DataLoader: minibatches are rows of tensors already on
 the device, in the order of :func:`advisor.train.batches.epoch_permutation`; the optimizer
-comes from :func:`advisor.optimizers.create_optimizer`; the schedule is a ``LambdaLR``
+comes from :func:`advisor.knowledge.optimizers.create_optimizer`; the schedule is a ``LambdaLR``
 stepped after every optimizer step. Full-batch optimizers (L-BFGS) take one
 ``optimizer.step(closure)`` per epoch over the whole training set (the closure accumulates
 gradients over chunks of :data:`FULL_BATCH_CHUNK` rows to bound memory), so an L-BFGS
@@ -22,10 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advisor.data import Dataset
-from advisor.devices import resolve_device
-from advisor.models import mnist_mlp
-from advisor.optimizers import create_optimizer
+from advisor.core.devices import resolve_device
+from advisor.data.dataset import Dataset
+from advisor.knowledge.optimizers import create_optimizer
 from advisor.train.batches import batch_bounds, epoch_permutation
 from advisor.train.members import (
     CHECK_EVERY,
@@ -37,6 +36,7 @@ from advisor.train.members import (
     epoch_report,
     keys_to_stop,
 )
+from advisor.train.models import mnist_mlp
 from advisor.train.schedules import lr_lambda
 
 #: Rows per forward pass when a full-batch closure or an evaluation walks a whole split.

@@ -8,20 +8,11 @@ from collections.abc import Callable, Hashable, Sequence
 import torch
 from torch import nn
 
-from advisor.data import Dataset
-from advisor.errors import InvalidValueError
+from advisor.core.checks import positive_int
+from advisor.data.dataset import Dataset
 from advisor.train.members import MemberConfig, MemberResult, OnEpoch, member_keys
 from advisor.train.population_loop import train_population
 from advisor.train.reference import as_device, train_reference
-
-
-def _check_positive(name: str, value: int | None) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}.")
-    if value < 1:
-        raise InvalidValueError(f"{name} must be >= 1, got {value}.")
 
 
 def train_members(
@@ -49,15 +40,16 @@ def train_members(
     members to stop (pruning); the others continue undisturbed. ``elapsed_s`` in reports
     counts from the start of this call.
 
-    >>> from advisor.train import MemberConfig, train_members
-    >>> results = train_members([MemberConfig("adam", {"lr": 3e-3}, key="a")], data, epochs=1)  # doctest: +SKIP
-    >>> results[0].status  # doctest: +SKIP
-    'complete'
+    >>> from advisor.data.datasets import load_dataset
+    >>> data = load_dataset("mnist-5k")
+    >>> results = train_members([MemberConfig("adam", {"lr": 3e-3}, key="a")], data, epochs=1)
+    >>> results[0].key, results[0].status, len(results[0].val_accuracy)
+    ('a', 'complete', 1)
     """
     t0 = time.perf_counter()
-    _check_positive("epochs", epochs)
-    _check_positive("batch_size", batch_size)
-    _check_positive("max_population", max_population)
+    positive_int("epochs", epochs)
+    positive_int("batch_size", batch_size)
+    positive_int("max_population", max_population, optional=True)
     configs = list(configs)
     keys = member_keys(configs)
     dev = as_device(device)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from advisor.errors import InvalidValueError, unknown_name
+from advisor.core.checks import positive_int
+from advisor.core.errors import InvalidValueError, unknown_name
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 #: Share of the steps spent warming up in ``warmup_cosine``.
@@ -51,8 +52,7 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     Steps past the end keep the last value of the curve's formula clamped at ``total_steps``.
     """
     check_schedule(schedule)
-    if total_steps < 1:
-        raise InvalidValueError(f"total_steps must be >= 1, got {total_steps}.")
+    positive_int("total_steps", total_steps)
     if step < 0:
         raise InvalidValueError(f"step must be >= 0, got {step}.")
     step = min(step, total_steps)

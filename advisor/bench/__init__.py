@@ -1,0 +1,1 @@
+"""Layer 7, bench: ``advisor bench``, the trainers' speed on this machine."""

@@ -1,0 +1,1 @@
+"""Layer 1, core: errors, human units, devices and argument checks. Imports nothing of advisor."""

@@ -1,0 +1,171 @@
+"""A tuning run's result, rebuilt from the Optuna storage alone (reads only, writes nothing).
+
+A study ``S`` holds the search trials; the study ``S.final`` holds one trial per seed of
+the multi-seed stage, each with the validation curves and test accuracies of every
+finalist and of the baseline (:mod:`advisor.tuning.schema`). :func:`build_result` turns
+both into a :class:`~advisor.tuning.result.TuneResult`, so ``advisor report`` gives the
+same answer as the run that wrote them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from advisor.core.errors import AdvisorError, StorageError, unknown_name
+from advisor.tuning import schema
+from advisor.tuning.config import DEFAULT_OUT, JOURNAL_FILE
+from advisor.tuning.result import Finalist, TuneResult, judge
+from advisor.tuning.schema import FINAL_SUFFIX, FinalistSpec, SeedRun, StudySettings
+from advisor.tuning.stats import summarize
+from advisor.tuning.storage import open_storage
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def count_trials(study: optuna.Study) -> dict[str, int]:
+    """Trials by outcome: complete, pruned, diverged (told as pruned), failed, running."""
+    from optuna.trial import TrialState
+
+    counts = {"complete": 0, "pruned": 0, "diverged": 0, "failed": 0, "running": 0}
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.COMPLETE:
+            counts["complete"] += 1
+        elif t.state == TrialState.PRUNED:
+            counts["diverged" if schema.trial_status(t) == schema.DIVERGED else "pruned"] += 1
+        elif t.state == TrialState.FAIL:
+            counts["failed"] += 1
+        elif t.state == TrialState.RUNNING:
+            counts["running"] += 1
+    return counts
+
+
+def finalist_from_runs(spec: FinalistSpec, runs: list[SeedRun], n_classes: int) -> Finalist:
+    """One finalist's summaries over the seeds it ran; a diverged seed scores chance level.
+
+    >>> from advisor.tuning.schema import BASELINE, MemberRun
+    >>> runs = [SeedRun(s, {"baseline": MemberRun("complete", (0.8, 0.9), 0.88)}) for s in (1, 2)]
+    >>> f = finalist_from_runs(BASELINE, runs, n_classes=10)
+    >>> f.test_accuracy.values, f.val_accuracy.mean
+    ((0.88, 0.88), 0.9)
+    """
+    chance = 1.0 / n_classes
+    vals, tests, curves, diverged = [], [], [], 0
+    for run in runs:
+        member = run.members.get(spec.label)
+        if member is None:
+            continue
+        curves.append(member.val_curve)
+        if member.status == schema.DIVERGED or member.test_accuracy is None:
+            diverged += 1  # a diverged model predicts garbage: score it at chance level
+            vals.append(chance)
+            tests.append(chance)
+        else:
+            vals.append(member.val_curve[-1])
+            tests.append(member.test_accuracy)
+    return Finalist(
+        label=spec.label,
+        optimizer=spec.optimizer,
+        hyperparameters=spec.hyperparameters,
+        schedule=spec.schedule,
+        trial=spec.trial,
+        search_val_accuracy=spec.search_val_accuracy,
+        val_accuracy=summarize(vals),
+        test_accuracy=summarize(tests),
+        curves=tuple(curves),
+        diverged_seeds=diverged,
+    )
+
+
+def build_result(
+    storage: Any, study_name: str, *, storage_display: str = "", storage_url: str | None = None
+) -> TuneResult:
+    """Rebuild the result of a finished study from its storage alone."""
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        search = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError as exc:
+        raise unknown_name("study", study_name, list_studies(storage)) from exc
+    unfinished = f"Run `advisor tune --study {study_name}` with the same storage to finish it."
+    try:
+        final = optuna.load_study(study_name=study_name + FINAL_SUFFIX, storage=storage)
+    except KeyError as exc:
+        raise AdvisorError(
+            f"the study {study_name!r} has no finalist stage yet (its search is not finished). "
+            + unfinished
+        ) from exc
+    specs = schema.read_finalists(final) or []
+    complete = final.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    runs = sorted(
+        (run for t in complete if (run := schema.read_seed_run(t)) is not None),
+        key=lambda r: r.seed,
+    )
+    if not specs or not runs:
+        raise AdvisorError(
+            f"the finalist stage of study {study_name!r} has not finished. " + unfinished
+        )
+    settings = schema.read_settings(search) or StudySettings()
+    finalists = [finalist_from_runs(spec, runs, settings.n_classes) for spec in specs]
+    verdict = judge(finalists)
+    return TuneResult(
+        recommendation=verdict.best,
+        baseline=next(f for f in finalists if f.label == schema.BASELINE_LABEL),
+        finalists=tuple(f for f in finalists if f.label != schema.BASELINE_LABEL),
+        tied_with_best=verdict.tied,
+        difference=verdict.difference,
+        trials=count_trials(search),
+        study_name=study_name,
+        storage_display=storage_display,
+        elapsed_s=schema.read_elapsed(search, final),
+        settings=settings,
+        notes=verdict.notes,
+        storage_url=storage_url,
+    )
+
+
+def list_studies(storage: Any) -> list[str]:
+    """Names of the search studies in a storage, oldest first."""
+    import optuna
+
+    summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+    summaries.sort(key=lambda s: (s.datetime_start is None, s.datetime_start or 0, s.study_name))
+    return [s.study_name for s in summaries if not s.study_name.endswith(FINAL_SUFFIX)]
+
+
+def load_result(
+    study: str | None = None,
+    *,
+    storage: str | None = None,
+    out: str | Path | None = None,
+) -> TuneResult:
+    """The result of a tuning run, rebuilt from its storage alone; nothing is written.
+
+    ``storage``: the Optuna URL the run used; without it, the journal file that
+    ``tune(out=...)`` wrote in ``out`` (default ``advisor-runs/``). ``study``: its name
+    (default: the newest search study there). To write the report files again, pass the
+    result to :func:`advisor.write_report` (what ``advisor report --out DIR`` does).
+
+    >>> load_result(out="no-such-folder")
+    Traceback (most recent call last):
+    ...
+    advisor.core.errors.StorageError: no study file in no-such-folder/; pass a storage URL, or the folder where `advisor tune --out DIR` wrote it.
+    """
+    folder = Path(out) if out is not None else DEFAULT_OUT
+    path = folder / JOURNAL_FILE
+    if storage is None and not path.exists():
+        raise StorageError(
+            f"no study file in {folder}/; pass a storage URL, or the folder "
+            "where `advisor tune --out DIR` wrote it."
+        )
+    store, display = open_storage(storage, path)
+    if study is None:
+        names = list_studies(store)
+        if not names:
+            raise StorageError(
+                f"no study in {display}; pass the storage or the folder where the study was written."
+            )
+        study = names[-1]
+    return build_result(store, study, storage_display=display, storage_url=storage)

@@ -1,0 +1,325 @@
+"""What a tuning run found, and how it reads for people (text, Markdown) and machines (JSON).
+
+:class:`TuneResult` holds the finalists of the multi-seed stage and the default baseline;
+:func:`judge` decides the winner on validation accuracy, the ties on the test set, and the
+notes a reader must see. Rendering lives here with the values, as
+:class:`~advisor.knowledge.recommender.Recommendation` does it; reading a study back is
+:mod:`advisor.tuning.readback`, writing the report files :mod:`advisor.tuning.outputs`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from advisor.core.units import format_duration
+from advisor.knowledge.optimizers import torch_line
+from advisor.tuning.schema import BASELINE_LABEL, StudySettings
+from advisor.tuning.stats import Summary, paired_p_value, summarize
+from advisor.tuning.storage import open_storage
+
+if TYPE_CHECKING:
+    import optuna
+
+#: A finalist is "tied" with the best when a paired t-test cannot tell them apart at this level.
+TIE_P_VALUE = 0.05
+
+
+@dataclass(frozen=True)
+class Finalist:
+    """One configuration re-run on several seeds: validation picks, the test set reports."""
+
+    label: str
+    optimizer: str
+    hyperparameters: Mapping[str, float]
+    schedule: str
+    trial: int | None
+    search_val_accuracy: float | None
+    val_accuracy: Summary
+    test_accuracy: Summary
+    curves: tuple[tuple[float, ...], ...]  # per seed: validation accuracy per epoch
+    diverged_seeds: int = 0
+
+    @property
+    def torch(self) -> str:
+        return torch_line(self.optimizer, self.hyperparameters)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "optimizer": self.optimizer,
+            "hyperparameters": dict(self.hyperparameters),
+            "schedule": self.schedule,
+            "torch": self.torch,
+            "trial": self.trial,
+            "search_val_accuracy": self.search_val_accuracy,
+            "val_accuracy": self.val_accuracy.to_dict(),
+            "test_accuracy": self.test_accuracy.to_dict(),
+            "curves": [list(c) for c in self.curves],
+            "diverged_seeds": self.diverged_seeds,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The winner among the finalists and the baseline, what ties it, and what to tell."""
+
+    best: Finalist
+    tied: tuple[str, ...]
+    difference: Mapping[str, Any]  # best minus baseline, test accuracy: mean, ci95, p_value
+    notes: tuple[str, ...]
+
+
+def judge(finalists: Sequence[Finalist]) -> Verdict:
+    """Choose the best of ``finalists`` (the baseline among them) on mean validation accuracy.
+
+    Validation decides and the test set only reports; the baseline may win. A tuned
+    finalist is tied with the best when a paired t-test on the test accuracies over the
+    same seeds gives p >= :data:`TIE_P_VALUE`. Ties in validation go to the earlier finalist.
+    """
+    baseline = next(f for f in finalists if f.label == BASELINE_LABEL)
+    best = max(finalists, key=lambda f: (f.val_accuracy.mean, -finalists.index(f)))
+    tied = tuple(
+        f.label
+        for f in finalists
+        if f is not best
+        and f is not baseline
+        and paired_p_value(best.test_accuracy.values, f.test_accuracy.values) >= TIE_P_VALUE
+    )
+    diffs = [a - b for a, b in zip(best.test_accuracy.values, baseline.test_accuracy.values)]
+    d = summarize(diffs)
+    p_value = paired_p_value(best.test_accuracy.values, baseline.test_accuracy.values)
+    difference: dict[str, Any] = {"mean": d.mean, "ci95": list(d.ci95), "p_value": p_value}
+    notes = []
+    if best is baseline:
+        notes.append(
+            "No tuned configuration beat the default Adam(lr=1e-3) on validation: keep the default."
+        )
+    elif d.mean < 0:
+        notes.append(
+            "Warning: the recommendation scores below the default Adam baseline on the test set "
+            f"({d.mean * 100:+.2f} pp); the difference is "
+            + ("significant." if p_value < TIE_P_VALUE else "within noise.")
+        )
+    elif p_value >= TIE_P_VALUE:
+        notes.append("The recommendation is not significantly better than the default baseline.")
+    return Verdict(best, tied, difference, tuple(notes))
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """The answer of :func:`advisor.tune`; ``to_json()`` follows the documented contract."""
+
+    recommendation: Finalist
+    baseline: Finalist
+    finalists: tuple[Finalist, ...]
+    tied_with_best: tuple[str, ...]
+    difference: Mapping[str, Any]  # recommendation minus baseline, test accuracy
+    trials: Mapping[str, int]
+    study_name: str
+    storage_display: str
+    elapsed_s: float
+    settings: StudySettings
+    notes: tuple[str, ...] = ()
+    storage_url: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def study(self) -> optuna.Study:
+        """The Optuna study of the search (loaded on demand)."""
+        import optuna
+
+        journal = Path(self.storage_display.removeprefix("journal:"))
+        storage, _ = open_storage(self.storage_url, journal)
+        return optuna.load_study(study_name=self.study_name, storage=storage)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recommendation": self.recommendation.to_dict(),
+            "baseline": self.baseline.to_dict(),
+            "finalists": [f.to_dict() for f in self.finalists],
+            "tied_with_best": list(self.tied_with_best),
+            "difference": dict(self.difference),
+            "trials": dict(self.trials),
+            "study": {"name": self.study_name, "storage": self.storage_display},
+            "elapsed_s": self.elapsed_s,
+            "settings": self.settings.to_dict(),
+            "notes": list(self.notes),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_text(self) -> str:
+        """The report shown by ``advisor tune`` and ``advisor report``."""
+        return tune_text(self)
+
+    def to_markdown(self) -> str:
+        """The same report as Markdown (``report.md``)."""
+        return tune_markdown(self)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def schedule_line(schedule: str, settings: StudySettings) -> str:
+    """How to reproduce the LR schedule in plain PyTorch (stepped once per batch)."""
+    n_train, batch, epochs = settings.n_train, settings.batch_size, settings.epochs
+    steps = epochs * math.ceil(n_train / batch) if n_train else None
+    t = str(steps) if steps else "epochs * batches_per_epoch"
+    if schedule == "cosine":
+        return f"cosine decay to 0: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max={t}), stepped every batch"
+    if schedule == "warmup_cosine":
+        return f"linear warmup then cosine decay to 0 over {t} batches (advisor.train.schedules.lr_factor)"
+    return "constant learning rate"
+
+
+def _pct(s: Summary) -> str:
+    if s.seeds == 0:
+        return "n/a"
+    lo, hi = s.ci95
+    return f"{s.mean * 100:.2f}% ± {s.std * 100:.2f} (95% CI {lo * 100:.2f}–{hi * 100:.2f}, {s.seeds} seeds)"
+
+
+def _difference(d: Mapping[str, Any]) -> str:
+    lo, hi = d["ci95"]
+    return (
+        f"{d['mean'] * 100:+.2f} pp (95% CI {lo * 100:+.2f} to {hi * 100:+.2f}, "
+        f"paired t-test p = {d['p_value']:.3g})"
+    )
+
+
+def _counts(t: Mapping[str, int]) -> str:
+    kinds = ("complete", "pruned", "diverged", "failed")
+    return ", ".join(f"{t.get(k, 0)} {k}" for k in kinds)
+
+
+def _hp(f: Finalist, name: str) -> str:
+    v = f.hyperparameters.get(name)
+    return "-" if v is None else f"{v:.3g}"
+
+
+def _momentum(f: Finalist) -> str:
+    for name in ("momentum", "beta1"):
+        if name in f.hyperparameters:
+            return f"{f.hyperparameters[name]:.3g}"
+    return "-"
+
+
+def _rows(result: TuneResult) -> list[list[str]]:
+    rows = []
+    tied = set(result.tied_with_best)
+    for f in (*result.finalists, result.baseline):
+        best = f is result.recommendation
+        rows.append(
+            [
+                ("* " if best else "  ") + f.label,
+                f.optimizer,
+                _hp(f, "lr"),
+                _momentum(f),
+                _hp(f, "weight_decay"),
+                f.schedule,
+                f"{f.val_accuracy.mean * 100:.2f}",
+                f"{f.test_accuracy.mean * 100:.2f} ± {f.test_accuracy.std * 100:.2f}",
+                "best"
+                if best
+                else ("tied" if f.label in tied else ("" if f.label != "baseline" else "baseline")),
+            ]
+        )
+    return rows
+
+
+_HEAD = ["finalist", "optimizer", "lr", "mom/β1", "wd", "schedule", "val %", "test %", ""]
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [_HEAD, *rows]) for i in range(len(_HEAD))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [_HEAD, *rows]]
+    return "\n".join(lines)
+
+
+def tune_text(result: TuneResult) -> str:
+    """The report shown by ``advisor tune`` and ``advisor report``."""
+    s = result.settings
+    rec, base = result.recommendation, result.baseline
+    d = result.difference
+    t = result.trials
+    space = s.space
+    lines = [
+        f"advisor tune: {s.dataset} ({s.n_train} train / {s.n_val} val / "
+        f"{s.n_test} test), {s.epochs} epochs, batch {s.batch_size}, {s.device}",
+        "",
+        f"Recommendation: {rec.optimizer}"
+        + (f" (trial #{rec.trial})" if rec.trial is not None else " (the default)"),
+        f"  {rec.torch}",
+        f"  schedule: {schedule_line(rec.schedule, s)}",
+        f"  test accuracy: {_pct(rec.test_accuracy)}",
+        f"Baseline: {base.torch}, constant learning rate",
+        f"  test accuracy: {_pct(base.test_accuracy)}",
+        f"Difference: {_difference(d)}",
+    ]
+    lines += [f"  note: {n}" for n in result.notes]
+    lines += [
+        "",
+        f"Finalists, re-run on {s.seeds} fresh seeds (chosen on validation, reported on test):",
+        _table(_rows(result)),
+        "",
+        f"Search: {_counts(t)} trials in {format_duration(result.elapsed_s)}",
+        f"  candidates (rules): {', '.join(s.chosen)}",
+        f"  tuned: {', '.join(space.get('dimensions', []))} — {space.get('reason', '')}",
+        f"  sampler: {s.sampler}",
+        f"  pruner: {s.pruner}",
+        f"Study: {result.study_name} in {result.storage_display}",
+        f"  rebuild this report: advisor report --study {result.study_name} --storage {result.storage_display}",
+    ]
+    return "\n".join(lines)
+
+
+def tune_markdown(result: TuneResult) -> str:
+    """The same report as Markdown (``report.md``)."""
+    s = result.settings
+    rec, base = result.recommendation, result.baseline
+    d = result.difference
+    rows = _rows(result)
+    md = [
+        f"# advisor tune — {s.dataset}",
+        "",
+        f"**Recommendation: `{rec.optimizer}`** — `{rec.torch}`, {schedule_line(rec.schedule, s)}.",
+        "",
+        f"- Test accuracy: {_pct(rec.test_accuracy)}",
+        f"- Baseline `{base.torch}` (constant): {_pct(base.test_accuracy)}",
+        f"- Difference: {_difference(d)}",
+    ]
+    md += [f"- **Note:** {n}" for n in result.notes]
+    md += [
+        "",
+        "## Finalists",
+        "",
+        "| " + " | ".join(h or "status" for h in _HEAD) + " |",
+        "|" + "---|" * len(_HEAD),
+    ]
+    md += ["| " + " | ".join(c.strip() for c in r) + " |" for r in rows]
+    t = result.trials
+    space = s.space
+    md += [
+        "",
+        "## Search",
+        "",
+        f"- Trials: {_counts(t)}; {format_duration(result.elapsed_s)} in all.",
+        f"- Candidates from the rules: {', '.join(s.chosen)}",
+        f"- Tuned dimensions: {', '.join(space.get('dimensions', []))} — {space.get('reason', '')}",
+        f"- Sampler: {s.sampler}",
+        f"- Pruner: {s.pruner}",
+        f"- Study `{result.study_name}` in `{result.storage_display}`",
+        "",
+        "## Figures",
+        "",
+        "![validation accuracy against learning rate](lr_vs_accuracy.png)",
+        "![learning curves of the finalists](learning_curves.png)",
+        "![finalists against the baseline](finalists.png)",
+        "![hyperparameter importance](importance.png)",
+    ]
+    return "\n".join(md) + "\n"

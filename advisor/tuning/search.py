@@ -1,0 +1,246 @@
+"""The search stage: Optuna ask-and-tell in batches, each batch trained as one population.
+
+A batch of K trials is asked at once (TPE with the constant liar sees the running ones),
+trained together on one minibatch order, reported to Optuna after every epoch, pruned by
+Optuna's :class:`~optuna.pruners.SuccessiveHalvingPruner` (asynchronous successive halving:
+it compares each trial with every trial that reached the same rung, running ones included),
+and told. Pruned members leave the population at once. A diverged member is told as pruned
+(so TPE learns to avoid its region) with ``advisor_status = "diverged"`` and the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from advisor.train import MemberConfig
+from advisor.tuning import schema
+from advisor.tuning.storage import fail_and_requeue, touch_heartbeat
+
+if TYPE_CHECKING:
+    import optuna
+
+    from advisor.data.dataset import Dataset
+    from advisor.train import EpochReport, MemberConfig, MemberResult
+    from advisor.tuning.space import SearchSpace
+
+#: Test-only switch for the fault tests, never set in normal use: with this environment
+#: variable naming a file, the first batch that starts after the study has a complete trial
+#: stops after its first epoch, writes the file and waits (at most :data:`HOLD_MAX_S`) for the
+#: test's signal, so that a SIGKILL or Ctrl-C surely lands on a population in flight.
+HOLD_ENV = "ADVISOR_TEST_HOLD_FILE"
+HOLD_MAX_S = 120.0
+
+#: Successive halving: first rung after 1 epoch, keep the best third at each rung.
+MIN_RESOURCE = 1
+REDUCTION_FACTOR = 3
+
+
+def make_pruner() -> optuna.pruners.BasePruner:
+    import optuna
+
+    return optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=MIN_RESOURCE, reduction_factor=REDUCTION_FACTOR
+    )
+
+
+def make_sampler(
+    seed: int, n_startup: int, worker: str | None = None
+) -> optuna.samplers.BaseSampler:
+    """TPE for conditional spaces and batches; with ``worker``, every new trial is stamped
+    with its owner the moment it is created (so a killed worker's trials are found stale)."""
+
+    import optuna
+
+    with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna 4 and 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        tpe = optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=max(n_startup, 1),
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+        )
+    return tpe if worker is None else _owned(tpe, worker)
+
+
+def _owned(inner: optuna.samplers.BaseSampler, worker: str) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    class OwnedSampler(optuna.samplers.BaseSampler):
+        """Delegates to ``inner``; stamps each new trial with the worker and a heartbeat."""
+
+        def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
+            return inner.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study: Any, trial: Any, search_space: Any) -> Any:
+            return inner.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+            return inner.sample_independent(study, trial, name, dist)
+
+        def before_trial(self, study: Any, trial: Any) -> None:
+            study._storage.set_trial_user_attr(trial._trial_id, schema.WORKER, worker)
+            touch_heartbeat(study, trial._trial_id)
+            inner.before_trial(study, trial)
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            inner.after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:
+            inner.reseed_rng()
+
+    return OwnedSampler()
+
+
+@dataclass
+class SearchState:
+    """What the search loop learned about time, for budgeting the next batch."""
+
+    member_epoch_s: float  # seconds per member-epoch at the population size K
+    epochs_per_trial: float  # mean epochs a trial runs (successive halving cuts it)
+    batches: int = 0
+    trials: int = 0
+
+
+def run_batch(
+    study: optuna.Study,
+    space: SearchSpace,
+    k: int,
+    *,
+    train: Callable[..., list[MemberResult]],
+    data: Dataset,
+    epochs: int,
+    seed: int,
+    worker: str,
+    n_classes: int,
+) -> list[MemberResult]:
+    """Ask ``k`` trials, train them as one population, report, prune and tell each."""
+    from optuna.trial import TrialState
+
+    trials: list[optuna.Trial] = []
+    by_number: dict[int, optuna.Trial] = {}
+    chance = 1.0 / n_classes
+
+    def on_epoch(report: EpochReport) -> Iterable[Hashable]:
+        for key in report.diverged:
+            trial = by_number[int(key)]  # type: ignore[call-overload]
+            trial.report(chance, report.epoch)
+        for key, acc in report.val_accuracy.items():
+            trial = by_number[int(key)]  # type: ignore[call-overload]
+            trial.report(float(acc), report.epoch)
+            touch_heartbeat(study, trial._trial_id)
+        hold_for_fault_test(study, report.epoch)
+        if report.epoch >= epochs:
+            return []
+        stop = []
+        # the best first: each member then competes with all better ones at its rung
+        for key, _ in sorted(report.val_accuracy.items(), key=lambda kv: -kv[1]):
+            if by_number[int(key)].should_prune():  # type: ignore[call-overload]
+                stop.append(key)
+        return stop
+
+    try:
+        # a Ctrl-C while asking is held until every asked trial is known, then handled below
+        with deferred_interrupt():
+            configs: list[MemberConfig] = []
+            for _ in range(k):
+                trial = study.ask()
+                trials.append(trial)
+                by_number[trial.number] = trial
+                optimizer, hp, schedule = space.suggest(trial)
+                if trial.user_attrs.get(schema.WORKER) != worker:  # a sampler without the stamp
+                    trial.set_user_attr(schema.WORKER, worker)
+                    touch_heartbeat(study, trial._trial_id)
+                # common random numbers: every search member starts from the same init and batches
+                configs.append(
+                    MemberConfig(optimizer, hp, schedule, init_seed=seed, key=trial.number)
+                )
+        results = train(configs, data, epochs=epochs, data_seed=seed, on_epoch=on_epoch)
+    except BaseException as exc:  # Ctrl-C or a crash: keep the study consistent, then re-raise
+        reason = (
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        )
+        with deferred_interrupt():
+            interrupt_trials(study, by_number, reason)
+        raise
+    with deferred_interrupt():
+        for res in results:
+            trial = by_number[int(res.key)]  # type: ignore[call-overload]
+            if res.status == "complete":
+                study.tell(trial, res.val_accuracy[-1])
+            elif res.status == "diverged":
+                trial.set_user_attr(schema.STATUS, schema.DIVERGED)
+                trial.set_user_attr(schema.REASON, res.reason or "diverged")
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                trial.set_user_attr(schema.STATUS, schema.PRUNED)
+                study.tell(trial, state=TrialState.PRUNED)
+    return results
+
+
+def hold_for_fault_test(study: optuna.Study, epoch: int) -> None:
+    """Hold the population in flight for a fault test (:data:`HOLD_ENV`); a no-op otherwise."""
+    path = os.environ.get(HOLD_ENV)
+    if not path or epoch != 1 or os.path.exists(path) or best_value(study) is None:
+        return
+    Path(path).write_text(f"{os.getpid()}\n")
+    deadline = time.monotonic() + HOLD_MAX_S
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block has finished its storage writes, then raise it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[object] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def best_value(study: optuna.Study) -> float | None:
+    from optuna.trial import TrialState
+
+    values = [
+        t.value
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None
+    ]
+    return max(values) if values else None
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Trials that ran to an answer (complete, pruned or diverged): what ``--trials`` caps.
+
+    Failed (interrupted) trials do not count: their retries are queued and still to run.
+    """
+    from optuna.trial import TrialState
+
+    done = (TrialState.COMPLETE, TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=done))
+
+
+def interrupt_trials(study: optuna.Study, numbers: Iterable[int], reason: str) -> None:
+    """Fail trials left running by an interruption and queue their parameters again."""
+    from optuna.trial import TrialState
+
+    wanted = set(numbers)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.number in wanted:
+            fail_and_requeue(study, t, reason)

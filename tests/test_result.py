@@ -1,0 +1,69 @@
+"""The verdict of the finalist stage: the winner on validation, ties and notes on test."""
+
+from __future__ import annotations
+
+import pytest
+
+from advisor.tuning.result import Finalist, judge
+from advisor.tuning.schema import BASELINE_LABEL
+from advisor.tuning.stats import summarize
+
+
+def _f(label: str, val: float, tests: list[float]) -> Finalist:
+    return Finalist(
+        label=label,
+        optimizer="adam",
+        hyperparameters={"lr": 1e-3},
+        schedule="constant",
+        trial=None,
+        search_val_accuracy=None,
+        val_accuracy=summarize([val] * len(tests)),
+        test_accuracy=summarize(tests),
+        curves=(),
+    )
+
+
+BASE = [0.880, 0.884, 0.879, 0.882, 0.881]
+
+
+def test_validation_picks_the_winner_and_test_decides_the_ties() -> None:
+    best = _f("adam#3", 0.95, [0.910, 0.915, 0.912, 0.914, 0.911])
+    close = _f("nesterov#7", 0.94, [0.911, 0.913, 0.913, 0.912, 0.912])  # same on test
+    far = _f("sgd#2", 0.93, [0.890, 0.892, 0.891, 0.889, 0.890])
+    verdict = judge([best, close, far, _f(BASELINE_LABEL, 0.90, BASE)])
+    assert verdict.best is best
+    assert verdict.tied == ("nesterov#7",)
+    assert verdict.difference["mean"] == pytest.approx(0.9124 - 0.8812)
+    assert verdict.difference["p_value"] < 0.05
+    assert verdict.notes == ()
+
+
+def test_the_baseline_can_win() -> None:
+    worse = _f("adam#1", 0.85, [0.86, 0.87, 0.86, 0.85, 0.86])
+    verdict = judge([worse, _f(BASELINE_LABEL, 0.90, BASE)])
+    assert verdict.best.label == BASELINE_LABEL
+    assert verdict.notes[0].startswith("No tuned configuration beat the default")
+    assert verdict.difference["mean"] == 0.0
+
+
+def test_a_winner_below_the_baseline_on_test_is_flagged() -> None:
+    lucky = _f("adam#1", 0.95, [0.870, 0.872, 0.869, 0.871, 0.870])  # validation lied
+    verdict = judge([lucky, _f(BASELINE_LABEL, 0.90, BASE)])
+    assert verdict.best is lucky
+    assert verdict.notes[0].startswith("Warning: the recommendation scores below")
+    assert verdict.notes[0].endswith("significant.")
+
+
+def test_a_winner_within_noise_of_the_baseline_says_so() -> None:
+    noisy = _f("adam#1", 0.95, [0.890, 0.870, 0.895, 0.872, 0.884])
+    verdict = judge([noisy, _f(BASELINE_LABEL, 0.90, BASE)])
+    assert verdict.difference["mean"] > 0
+    assert verdict.notes == (
+        "The recommendation is not significantly better than the default baseline.",
+    )
+
+
+def test_equal_validation_goes_to_the_earlier_finalist() -> None:
+    a = _f("adam#1", 0.95, [0.91] * 5)
+    b = _f("adam#2", 0.95, [0.92] * 5)
+    assert judge([a, b, _f(BASELINE_LABEL, 0.90, BASE)]).best is a
