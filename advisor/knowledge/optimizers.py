@@ -85,6 +85,11 @@ class OptimizerInfo:
     population: bool = True  # supported by the vectorized population trainer
     full_batch: bool = False  # needs a closure (L-BFGS)
     family: str = "sgd"  # sgd | adaptive | adam | quasi-newton
+    # capability flags: what a caller must know before handing it a model
+    param_shapes: str = "any"  # "any", or "2d": matrices only (the rest needs another optimizer)
+    sparse_gradients: bool = False  # its torch line runs on sparse gradients, state bounded
+    train_eval: bool = False  # needs optimizer.train() / optimizer.eval() (schedule-free)
+    lr_free: bool = False  # learning-rate-free: ``lr`` is a multiplier, 1.0 by default
 
     @property
     def has_momentum(self) -> bool:
@@ -157,6 +162,7 @@ _REGISTRY: dict[str, OptimizerInfo] = {
             defaults={"lr": 0.05},
             search_space={"lr": _LR_SGD},
             state_tensors=0,
+            sparse_gradients=True,  # without weight decay (torch raises with it)
         ),
         OptimizerInfo(
             name="momentum",
@@ -188,6 +194,7 @@ _REGISTRY: dict[str, OptimizerInfo] = {
             search_space={"lr": _LR_ADAPTIVE},
             state_tensors=1,
             family="adaptive",
+            sparse_gradients=True,  # without weight decay (torch raises with it)
         ),
         OptimizerInfo(
             name="rmsprop",
