@@ -5,7 +5,14 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from advisor.tuning.budget import expected_epochs, finals_estimate, sessions_spent
+from advisor.tuning.budget import (
+    CostModel,
+    by_optimizer,
+    calibrate_costs,
+    expected_epochs,
+    finals_estimate,
+    sessions_spent,
+)
 from advisor.tuning.schema import session_key
 
 
@@ -37,3 +44,48 @@ def test_sessions_spent_is_the_union_of_worker_sessions() -> None:
     study.set_user_attr("advisor_settings", {"not": "a session"})
     assert sessions_spent(study) == pytest.approx(90.0 + 10.0)
     assert sessions_spent(optuna.create_study()) == 0.0
+
+
+def test_cost_model_follows_the_batches_and_caps_the_share() -> None:
+    costs = CostModel(search={"adam": 0.01, "lbfgs": 0.4}, final={"adam": 0.02, "lbfgs": 0.4})
+    costs.observe("lbfgs", member_epochs=5, seconds=4.0, trials=1)  # 0.8 s per member-epoch
+    assert costs.search["lbfgs"] == pytest.approx(0.5 * 0.4 + 0.5 * 0.8)
+    costs.observe("adam", member_epochs=100, seconds=1.0, trials=40)
+    assert costs.trials == {"lbfgs": 1, "adam": 40}
+    # 5 s of search: each of 2 optimizers may use 1.5 * 5 / 2 = 3.75 s; lbfgs used 4 s
+    assert costs.over_share(["adam", "lbfgs"], search_s=5.0) == {"lbfgs"}
+    assert costs.over_share(["adam", "lbfgs"], search_s=20.0) == set()
+    assert costs.over_share(["lbfgs"], search_s=5.0) == set()  # alone: nothing to share
+    # finals: one lbfgs finalist and the Adam baseline, 2 seeds of 3 epochs, plus margins
+    assert costs.finals_s(["lbfgs"], 2, 3) == pytest.approx(1.25 * (0.4 + 0.02) * 6 + 1.0)
+    assert costs.to_dict()["lbfgs"]["seconds"] == 4.0
+
+
+def test_per_optimizer_spend_adds_up_over_workers() -> None:
+    a = {"adam": {"trials": 10, "seconds": 2.0}}
+    b = {"adam": {"trials": 5, "seconds": 1.0}, "lbfgs": {"trials": 1, "seconds": 3.0}}
+    assert by_optimizer([a, b]) == {
+        "adam": {"trials": 15, "seconds": 3.0},
+        "lbfgs": {"trials": 1, "seconds": 3.0},
+    }
+
+
+def test_calibration_times_each_lone_optimizer_on_its_own() -> None:
+    """L-BFGS trains alone, full batch: measured apart, it costs far more per member-epoch
+    than a member of an Adam population."""
+    import functools
+
+    from advisor.data.datasets import load_dataset
+    from advisor.train import train_members
+
+    data = load_dataset("mnist-5k")
+    train = functools.partial(train_members, batch_size=128, device="cpu", max_population=8)
+    costs = calibrate_costs(
+        train, data, ["nesterov", "lbfgs"], k=8, k_final=3, batch_size=128, reference_only=False
+    )
+    assert set(costs.search) == {"nesterov", "lbfgs", "adam"}
+    assert costs.search["nesterov"] == costs.search["adam"]  # one population calibration
+    # about 20 full-batch passes per epoch against an eighth of a population epoch: a
+    # ratio of tens, so a factor 3 holds on any machine however loaded
+    assert costs.search["lbfgs"] > 3 * costs.search["adam"]
+    assert costs.final["lbfgs"] == costs.search["lbfgs"]  # alone in the finals too

@@ -1,14 +1,20 @@
-"""Time accounting for tuning: how long a member-epoch takes, what the finalist stage needs,
+"""Time accounting for tuning: what each optimizer costs, what the finalist stage needs,
 how many epochs a pruned trial runs, and how much wall time a study has already used.
+
+The wall budget counts from the call of :func:`advisor.tune` to its return. The search
+stops early enough for the finalist stage (its cost re-estimated before every batch from
+the trials that would be finalists now, at the measured cost of their optimizers), the
+report (:data:`REPORT_RESERVE_S`) and the way out (:data:`EXIT_RESERVE_S`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from advisor.knowledge.optimizers import get_optimizer_info
 from advisor.train import MemberConfig
 from advisor.tuning import schema
 
@@ -16,6 +22,15 @@ if TYPE_CHECKING:
     import optuna
 
     from advisor.data.dataset import Dataset
+
+
+#: Seconds kept for writing ``result.json``, ``report.md`` and the figures, and reading the
+#: result back (measured about 1.5 s on the seed study; importance gets slower with trials).
+REPORT_RESERVE_S = 3.0
+#: Seconds kept for printing and the interpreter's exit.
+EXIT_RESERVE_S = 1.0
+#: Weight of the newest batch in a cost's running estimate.
+_EMA = 0.5
 
 
 def subset(data: Dataset, n_train: int) -> Dataset:
@@ -52,6 +67,46 @@ def calibrate(
     return per_epoch * (len(data.x_train) / n) / members_per_stamp
 
 
+def calibrate_costs(
+    train: Callable[..., Any],
+    data: Dataset,
+    optimizers: Iterable[str],
+    *,
+    k: int,
+    k_final: int,
+    batch_size: int,
+    reference_only: bool,
+    known: CostModel | None = None,
+) -> CostModel:
+    """Measure what a member-epoch of each optimizer (and of the Adam baseline) costs.
+
+    Optimizers the population trainer batches share one calibration (Adam at population
+    ``k``, and at ``k_final`` for the finals): within a population every member pays the
+    same share. Each optimizer that trains alone (full-batch L-BFGS; every optimizer with
+    ``reference_only``, a user's model) gets its own, at one member. What ``known`` holds
+    is not measured again.
+    """
+    costs = known or CostModel(search={}, final={})
+    shared: tuple[float, float] | None = None
+    for o in dict.fromkeys([*optimizers, "adam"]):
+        if o in costs.search:
+            continue
+        if reference_only or not get_optimizer_info(o).population:
+            costs.search[o] = costs.final[o] = calibrate(train, data, 1, batch_size, o)
+            continue
+        if shared is None:
+            shared = (
+                (costs.search["adam"], costs.final["adam"])
+                if "adam" in costs.search
+                else (
+                    calibrate(train, data, k, batch_size, "adam"),
+                    calibrate(train, data, k_final, batch_size, "adam"),
+                )
+            )
+        costs.search[o], costs.final[o] = shared
+    return costs
+
+
 def sessions_spent(study: optuna.Study) -> float:
     """Wall time already spent on the study: the union of all workers' session intervals."""
     return schema.union_length(schema.session_spans(study))
@@ -70,3 +125,94 @@ def expected_epochs(epochs: int) -> float:
 def finals_estimate(member_epoch_s: float, finalists: int, seeds: int, epochs: int) -> float:
     """Seconds the finalist stage needs: seeds × (finalists + baseline) × epochs, plus a margin."""
     return 1.25 * member_epoch_s * (finalists + 1) * seeds * epochs + 1.0
+
+
+@dataclass
+class CostModel:
+    """Seconds per member-epoch of each optimizer, measured, and what each one has spent.
+
+    ``search[opt]`` is at the search population size, ``final[opt]`` at the finalist stage's;
+    both start from a calibration and ``search`` follows every batch (a running estimate).
+    Optimizers the population trainer cannot batch (L-BFGS: full batch, one member at a
+    time) cost orders of magnitude more than the others: the budget is shared by time.
+
+    >>> costs = CostModel(search={"adam": 0.01, "lbfgs": 0.5}, final={"adam": 0.02, "lbfgs": 0.5})
+    >>> costs.observe("adam", member_epochs=30, seconds=0.6)
+    >>> round(costs.search["adam"], 3), costs.trials["adam"], costs.spent["adam"]
+    (0.015, 1, 0.6)
+    """
+
+    search: dict[str, float]
+    final: dict[str, float]
+    spent: dict[str, float] = field(default_factory=dict)
+    trials: dict[str, int] = field(default_factory=dict)
+
+    def observe(
+        self, optimizer: str, *, member_epochs: float, seconds: float, trials: int = 1
+    ) -> None:
+        """Account one batch's share of ``optimizer``: its trials, member-epochs and seconds."""
+        self.spent[optimizer] = self.spent.get(optimizer, 0.0) + seconds
+        self.trials[optimizer] = self.trials.get(optimizer, 0) + trials
+        if member_epochs > 0:
+            measured = seconds / member_epochs
+            old = self.search.get(optimizer, measured)
+            self.search[optimizer] = (1 - _EMA) * old + _EMA * measured
+
+    def trial_s(self, optimizer: str, epochs_per_trial: float) -> float:
+        """Expected seconds of one search trial of ``optimizer``."""
+        return self.search.get(optimizer, max(self.search.values())) * epochs_per_trial
+
+    def finals_s(self, optimizers: Iterable[str], seeds: int, epochs: int) -> float:
+        """Seconds the finalist stage needs for these finalists (the baseline is Adam)."""
+        names = [*optimizers, "adam"]
+        fallback = max(self.final.values())
+        per_epoch = sum(self.final.get(o, fallback) for o in names)
+        return 1.25 * per_epoch * seeds * epochs + 1.0
+
+    def over_share(self, optimizers: Iterable[str], search_s: float) -> set[str]:
+        """Optimizers that used more than their share of the search time so far.
+
+        Each optimizer may use up to ``1.5 / n`` of the time (``n`` optimizers), once the
+        search has run for a few seconds: one slow optimizer cannot starve the others.
+        """
+        names = list(optimizers)
+        if len(names) < 2 or search_s < 2.0:
+            return set()
+        cap = 1.5 * search_s / len(names)
+        return {o for o in names if self.spent.get(o, 0.0) > cap}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            opt: {
+                "trials": self.trials.get(opt, 0),
+                "seconds": self.spent.get(opt, 0.0),
+                "member_epoch_s": self.search.get(opt),
+            }
+            for opt in sorted({*self.search, *self.spent})
+        }
+
+
+def final_seeds_that_fit(asked: int, one_seed_s: float, left_s: float) -> int:
+    """How many of the ``asked`` seeds the finalist stage can run in ``left_s`` seconds, when
+    one seed takes ``one_seed_s``: never fewer than 2 (the paired t-test needs two).
+
+    >>> final_seeds_that_fit(5, 2.0, 100.0), final_seeds_that_fit(5, 2.0, 7.0)
+    (5, 3)
+    >>> final_seeds_that_fit(5, 2.0, 1.0)
+    2
+    """
+    fit = int(left_s / one_seed_s) if one_seed_s > 0 else asked
+    return max(2, min(asked, fit))
+
+
+def by_optimizer(
+    spends: Iterable[Mapping[str, Mapping[str, float]]],
+) -> dict[str, dict[str, float]]:
+    """Add up several workers' per-optimizer ``{"trials", "seconds"}``."""
+    total: dict[str, dict[str, float]] = {}
+    for spend in spends:
+        for opt, d in spend.items():
+            t = total.setdefault(opt, {"trials": 0, "seconds": 0.0})
+            t["trials"] += int(d.get("trials", 0))
+            t["seconds"] += float(d.get("seconds", 0.0))
+    return dict(sorted(total.items()))

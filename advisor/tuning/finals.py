@@ -93,9 +93,14 @@ def run_finals(
     epochs: int,
     worker: str,
     wait_s: float = 600.0,
+    plan_seeds: Callable[[list[FinalistSpec]], tuple[int, str | None]] | None = None,
     on_seed: Callable[[int, int], None] | None = None,
 ) -> optuna.Study:
-    """Run (or join) the finalist stage of ``study``; return the ``.final`` study when all seeds are done."""
+    """Run (or join) the finalist stage of ``study``; return the ``.final`` study when all seeds are done.
+
+    ``plan_seeds(finalists)`` lets the worker that chooses the finalists run fewer than
+    ``seeds`` seeds (and say why) when the time left cannot hold them all.
+    """
     from optuna.trial import TrialState
 
     final, leader = _open_final(study)
@@ -109,6 +114,10 @@ def run_finals(
                 "recommend: give it a larger --budget (or --trials), or check the divergence "
                 "reasons with `advisor report`."
             )
+        if plan_seeds is not None:
+            seeds, why = plan_seeds(specs)
+            if why is not None:
+                final.set_user_attr(schema.FINAL_PLAN, {"seeds": seeds, "reason": why})
         specs.append(BASELINE)
         for run_seed in final_seeds(seed, seeds):
             final.enqueue_trial({}, user_attrs={schema.SEED: run_seed})
@@ -126,7 +135,7 @@ def run_finals(
             f"study {study.study_name!r} has no complete trial to choose finalists from."
         )
     fail_stale_trials(final)
-    total = seeds
+    total = len(final.get_trials(deepcopy=False))
     while True:
         waiting = final.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if not waiting:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.core.errors import AdvisorError, StorageError, unknown_name
 from advisor.tuning import schema
+from advisor.tuning.budget import by_optimizer
 from advisor.tuning.config import DEFAULT_OUT, JOURNAL_FILE
 from advisor.tuning.result import Finalist, TuneResult, judge
 from advisor.tuning.schema import FINAL_SUFFIX, FinalistSpec, SeedRun, StudySettings
@@ -110,6 +111,9 @@ def build_result(
     settings = schema.read_settings(search) or StudySettings()
     finalists = [finalist_from_runs(spec, runs, settings.n_classes) for spec in specs]
     verdict = judge(finalists)
+    plan = final.user_attrs.get(schema.FINAL_PLAN)
+    notes = (*verdict.notes, *([plan["reason"]] if plan else []))
+    elapsed = schema.read_elapsed(search, final)
     return TuneResult(
         recommendation=verdict.best,
         baseline=next(f for f in finalists if f.label == schema.BASELINE_LABEL),
@@ -119,11 +123,33 @@ def build_result(
         trials=count_trials(search),
         study_name=study_name,
         storage_display=storage_display,
-        elapsed_s=schema.read_elapsed(search, final),
+        elapsed_s=elapsed,
         settings=settings,
-        notes=verdict.notes,
+        notes=notes,
+        budget=budget_summary(search, final, settings, elapsed, len(runs)),
         storage_url=storage_url,
     )
+
+
+def budget_summary(
+    search: optuna.Study, final: optuna.Study, settings: StudySettings, elapsed: float, seeds: int
+) -> dict[str, Any]:
+    """How the wall budget was spent, over every worker: the search (training and Optuna),
+    the finalist stage, and each optimizer's trials and training seconds."""
+    spends = schema.read_spends(search)
+    return {
+        "budget_s": settings.budget_s,
+        "elapsed_s": elapsed,
+        "search_s": sum(s.search_s for s in spends),
+        "train_s": sum(s.train_s for s in spends),
+        "optuna_s": sum(s.optuna_s for s in spends),
+        "finals_s": sum(s.finals_s for s in schema.read_spends(final)),
+        "final_seeds": seeds,
+        "expected_trials": next(
+            (s.expected_trials for s in spends if s.expected_trials is not None), None
+        ),
+        "by_optimizer": by_optimizer(s.by_optimizer for s in spends),
+    }
 
 
 def list_studies(storage: Any) -> list[str]:

@@ -9,6 +9,7 @@ The search study ``S``:
   created (its presence means the study is ready for other workers);
 - study attribute ``advisor_session:<worker>``: ``[start, end]`` wall-clock seconds of each
   worker's session (:func:`session_key`, :func:`session_spans`);
+- study attribute ``advisor_spend:<worker>``: :class:`Spend`, where that worker's time went;
 - trial attributes :data:`WORKER` and :data:`HEARTBEAT` (who runs it, alive when),
   :data:`STATUS` and :data:`REASON` (``diverged``, ``pruned`` or ``interrupted``, and why),
   :data:`RETRY_OF` (the trial an interrupted one is retried for).
@@ -17,6 +18,9 @@ The finalist study ``S.final`` (:data:`FINAL_SUFFIX`):
 
 - study attribute :data:`FINALISTS`: a list of :class:`FinalistSpec` (empty: nothing to run);
 - study attribute :data:`ELAPSED`: wall time of the whole run, set by the first worker done;
+- study attribute :data:`FINAL_PLAN`: ``{"seeds": n, "reason": ...}`` when the stage runs
+  fewer seeds than asked, to keep the budget;
+- study attribute ``advisor_spend:<worker>``: :class:`Spend` (``finals_s``);
 - trial attributes :data:`SEED` (the seed that trial runs) and :data:`RESULTS`
   (:class:`SeedRun`: every finalist's curve and test accuracy on that seed).
 
@@ -45,6 +49,8 @@ SETTINGS = "advisor_settings"
 FINALISTS = "advisor_finalists"
 ELAPSED = "advisor_elapsed_s"
 SESSION_PREFIX = "advisor_session:"
+SPEND_PREFIX = "advisor_spend:"
+FINAL_PLAN = "advisor_final_plan"
 
 # trial attributes
 WORKER = "advisor_worker"
@@ -101,6 +107,9 @@ class StudySettings:
     probe_lr: bool = False
     advice: tuple[Mapping[str, Any], ...] = ()
     profile: Mapping[str, Any] = field(default_factory=dict)
+    #: measured seconds per member-epoch of each optimizer: in the search, in the finals
+    costs: Mapping[str, float] = field(default_factory=dict)
+    final_costs: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -187,7 +196,46 @@ class SeedRun:
         return cls(seed=int(d["seed"]), members=members)
 
 
+@dataclass(frozen=True)
+class Spend:
+    """Where one worker's time went, in seconds.
+
+    ``search_s`` is the search loop's wall time, of which ``optuna_s`` in Optuna (ask,
+    suggest, report, prune, tell and their storage writes) and ``train_s`` in training;
+    ``by_optimizer[opt]`` is ``{"trials": n, "seconds": s}`` of training time; ``finals_s``
+    the finalist stage's wall time; ``expected_trials`` the trial count the whole search
+    would reach at the pace of this worker's first batch (Optuna's cost included).
+    """
+
+    search_s: float = 0.0
+    optuna_s: float = 0.0
+    train_s: float = 0.0
+    batches: int = 0
+    by_optimizer: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    finals_s: float = 0.0
+    expected_trials: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["by_optimizer"] = {k: dict(v) for k, v in self.by_optimizer.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Spend:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
 # ---------------------------------------------------------------- readers and writers
+
+
+def write_spend(study: optuna.Study, worker: str, spend: Spend) -> None:
+    study.set_user_attr(SPEND_PREFIX + worker, spend.to_dict())
+
+
+def read_spends(study: optuna.Study) -> list[Spend]:
+    """Every worker's :class:`Spend` on ``study``."""
+    return [Spend.from_dict(v) for k, v in study.user_attrs.items() if k.startswith(SPEND_PREFIX)]
 
 
 def write_settings(study: optuna.Study, settings: StudySettings) -> None:

@@ -15,11 +15,10 @@ import os
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from advisor.train import MemberConfig
 from advisor.tuning import schema
@@ -52,55 +51,6 @@ def make_pruner() -> optuna.pruners.BasePruner:
     )
 
 
-def make_sampler(
-    seed: int, n_startup: int, worker: str | None = None
-) -> optuna.samplers.BaseSampler:
-    """TPE for conditional spaces and batches; with ``worker``, every new trial is stamped
-    with its owner the moment it is created (so a killed worker's trials are found stale)."""
-
-    import optuna
-
-    with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna 4 and 5
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        tpe = optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=max(n_startup, 1),
-            multivariate=True,
-            group=True,
-            constant_liar=True,
-        )
-    return tpe if worker is None else _owned(tpe, worker)
-
-
-def _owned(inner: optuna.samplers.BaseSampler, worker: str) -> optuna.samplers.BaseSampler:
-    import optuna
-
-    class OwnedSampler(optuna.samplers.BaseSampler):
-        """Delegates to ``inner``; stamps each new trial with the worker and a heartbeat."""
-
-        def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
-            return inner.infer_relative_search_space(study, trial)
-
-        def sample_relative(self, study: Any, trial: Any, search_space: Any) -> Any:
-            return inner.sample_relative(study, trial, search_space)
-
-        def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
-            return inner.sample_independent(study, trial, name, dist)
-
-        def before_trial(self, study: Any, trial: Any) -> None:
-            study._storage.set_trial_user_attr(trial._trial_id, schema.WORKER, worker)
-            touch_heartbeat(study, trial._trial_id)
-            inner.before_trial(study, trial)
-
-        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-            inner.after_trial(study, trial, state, values)
-
-        def reseed_rng(self) -> None:
-            inner.reseed_rng()
-
-    return OwnedSampler()
-
-
 @dataclass
 class SearchState:
     """What the search loop learned about time, for budgeting the next batch."""
@@ -109,6 +59,42 @@ class SearchState:
     epochs_per_trial: float  # mean epochs a trial runs (successive halving cuts it)
     batches: int = 0
     trials: int = 0
+
+
+class Stopwatch:
+    """Adds up the time spent inside ``with watch:`` blocks (they may nest)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._depth = 0
+        self._t0 = 0.0
+
+    def __enter__(self) -> Stopwatch:
+        if self._depth == 0:
+            self._t0 = time.perf_counter()
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self.seconds += time.perf_counter() - self._t0
+
+
+@dataclass
+class BatchOutcome:
+    """One batch: its members' results, and where its time went.
+
+    ``optuna_s`` is the time in Optuna's ask, suggest, report, prune and tell (and their
+    storage writes); ``train_s`` the rest of the batch. ``by_optimizer[opt]`` holds
+    ``(trials, member_epochs, seconds)``: each epoch's time is shared equally by the members
+    that trained in it, Optuna's time inside the epoch callback excluded.
+    """
+
+    results: list[MemberResult]
+    optuna_s: float
+    train_s: float
+    by_optimizer: dict[str, tuple[int, float, float]]
 
 
 def run_batch(
@@ -122,15 +108,38 @@ def run_batch(
     seed: int,
     worker: str,
     n_classes: int,
-) -> list[MemberResult]:
+) -> BatchOutcome:
     """Ask ``k`` trials, train them as one population, report, prune and tell each."""
     from optuna.trial import TrialState
 
+    t_start = time.perf_counter()
+    optuna_time = Stopwatch()
     trials: list[optuna.Trial] = []
     by_number: dict[int, optuna.Trial] = {}
+    optimizer_of: dict[int, str] = {}
+    member_epochs: dict[str, float] = {}
+    seconds: dict[str, float] = {}
     chance = 1.0 / n_classes
+    last = {"elapsed": 0.0, "optuna": 0.0}
+
+    def account(report: EpochReport) -> None:
+        """Share the epoch's training time among the members that ran in it."""
+        dt = report.elapsed_s - last["elapsed"] - (optuna_time.seconds - last["optuna"])
+        members = [int(key) for key in (*report.val_accuracy, *report.diverged)]  # type: ignore[call-overload]
+        for number in members:
+            opt = optimizer_of[number]
+            member_epochs[opt] = member_epochs.get(opt, 0.0) + 1.0
+            seconds[opt] = seconds.get(opt, 0.0) + max(dt, 0.0) / len(members)
 
     def on_epoch(report: EpochReport) -> Iterable[Hashable]:
+        account(report)
+        try:
+            with optuna_time:
+                return prune(report)
+        finally:
+            last["elapsed"], last["optuna"] = report.elapsed_s, optuna_time.seconds
+
+    def prune(report: EpochReport) -> list[Hashable]:
         for key in report.diverged:
             trial = by_number[int(key)]  # type: ignore[call-overload]
             trial.report(chance, report.epoch)
@@ -150,13 +159,14 @@ def run_batch(
 
     try:
         # a Ctrl-C while asking is held until every asked trial is known, then handled below
-        with deferred_interrupt():
+        with deferred_interrupt(), optuna_time:
             configs: list[MemberConfig] = []
             for _ in range(k):
                 trial = study.ask()
                 trials.append(trial)
                 by_number[trial.number] = trial
                 optimizer, hp, schedule = space.suggest(trial)
+                optimizer_of[trial.number] = optimizer
                 if trial.user_attrs.get(schema.WORKER) != worker:  # a sampler without the stamp
                     trial.set_user_attr(schema.WORKER, worker)
                     touch_heartbeat(study, trial._trial_id)
@@ -172,7 +182,7 @@ def run_batch(
         with deferred_interrupt():
             interrupt_trials(study, by_number, reason)
         raise
-    with deferred_interrupt():
+    with deferred_interrupt(), optuna_time:
         for res in results:
             trial = by_number[int(res.key)]  # type: ignore[call-overload]
             if res.status == "complete":
@@ -184,7 +194,15 @@ def run_batch(
             else:
                 trial.set_user_attr(schema.STATUS, schema.PRUNED)
                 study.tell(trial, state=TrialState.PRUNED)
-    return results
+    trial_counts: dict[str, int] = {}
+    for opt in optimizer_of.values():
+        trial_counts[opt] = trial_counts.get(opt, 0) + 1
+    total = time.perf_counter() - t_start
+    by_optimizer = {
+        opt: (n, member_epochs.get(opt, 0.0), seconds.get(opt, 0.0))
+        for opt, n in trial_counts.items()
+    }
+    return BatchOutcome(results, optuna_time.seconds, total - optuna_time.seconds, by_optimizer)
 
 
 def hold_for_fault_test(study: optuna.Study, epoch: int) -> None:

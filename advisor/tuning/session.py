@@ -11,15 +11,17 @@ from the storage, so that every worker returns the same answer.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advisor.core.devices import resolve_device
 from advisor.core.errors import InvalidValueError, StorageError
+from advisor.core.units import format_duration
 from advisor.data.dataset import Dataset
 from advisor.data.datasets import as_dataset
 from advisor.knowledge.profile import Profile
@@ -28,14 +30,23 @@ from advisor.probe.lr_range import probe_ranges
 from advisor.train import default_population, train_members
 from advisor.train.model_ref import build, resolve_model
 from advisor.tuning import schema
-from advisor.tuning.budget import calibrate, expected_epochs, finals_estimate, sessions_spent
+from advisor.tuning.budget import (
+    EXIT_RESERVE_S,
+    REPORT_RESERVE_S,
+    CostModel,
+    calibrate_costs,
+    expected_epochs,
+    final_seeds_that_fit,
+    sessions_spent,
+)
 from advisor.tuning.config import TuneConfig
-from advisor.tuning.finals import run_finals
+from advisor.tuning.finals import choose_finalists, run_finals
 from advisor.tuning.outputs import write_report
 from advisor.tuning.progress import Progress, search_line
 from advisor.tuning.readback import build_result, count_trials
 from advisor.tuning.result import TuneResult
-from advisor.tuning.schema import StudySettings
+from advisor.tuning.sampler import make_sampler
+from advisor.tuning.schema import FinalistSpec, Spend, StudySettings
 from advisor.tuning.search import (
     MIN_RESOURCE,
     REDUCTION_FACTOR,
@@ -43,7 +54,6 @@ from advisor.tuning.search import (
     best_value,
     finished_trials,
     make_pruner,
-    make_sampler,
     run_batch,
 )
 from advisor.tuning.space import SearchSpace, build_space, space_from_dict
@@ -76,10 +86,20 @@ class Session:
     train: Callable[..., Any]
     worker: str
     bar: Progress
+    started_at: float
+    costs: CostModel = field(default_factory=lambda: CostModel(search={}, final={}))
+    spend: Spend = field(default_factory=Spend)
+    deadline: float = 0.0  # wall-clock time by which the whole run must be done
+    reserve: float = 0.0  # seconds kept for the finalist stage, as of the last batch
 
     @classmethod
-    def open(cls, config: TuneConfig) -> Session:
-        """Open the storage, load the data and build the trainer (raises on bad input)."""
+    def open(cls, config: TuneConfig, started_at: float | None = None) -> Session:
+        """Open the storage, load the data and build the trainer (raises on bad input).
+
+        ``started_at`` (``time.time()``) is when the budget started: the call of
+        :func:`advisor.tune`, shared by every worker process of the run; default now.
+        """
+        started_at = time.time() if started_at is None else started_at
         factory = resolve_model(config.model)
         device = resolve_device(config.device)
         if config.out is not None:
@@ -98,7 +118,18 @@ class Session:
             max_population=k,
         )
         return cls(
-            config, store, display, data, factory, device, n_params, k, train, worker_id(), bar
+            config,
+            store,
+            display,
+            data,
+            factory,
+            device,
+            n_params,
+            k,
+            train,
+            worker_id(),
+            bar,
+            started_at,
         )
 
     @property
@@ -109,12 +140,14 @@ class Session:
     def run(self) -> TuneResult:
         """Search until the budget is spent, run the finalist stage, build (and write) the result."""
         c = self.config
-        t_start = time.time()
         search, space, settings = self._open_search()
         spent_before = sessions_spent(search)
-        self._search(search, space, settings, spent_before)
+        # the study's budget counts every session on it: a resumed run gets what is left
+        self.deadline = self.started_at + max(c.budget_s - spent_before, 0.0)
+        self._search(search, space, settings)
+        t_finals = time.time()
         self.bar.update(
-            f"finalists  {c.finalists} best trials and the default Adam on {c.seeds} fresh seeds ...",
+            f"finalists  {c.finalists} best trials and the default Adam on fresh seeds ...",
             force=True,
         )
         final = run_finals(
@@ -127,12 +160,14 @@ class Session:
             data=self.data,
             epochs=c.epochs,
             worker=self.worker,
+            plan_seeds=self._plan_seeds,
             on_seed=lambda done, total: self.bar.update(
                 f"finalists  seed {done}/{total} done", force=True
             ),
         )
+        schema.write_spend(final, self.worker, Spend(finals_s=time.time() - t_finals))
         if schema.ELAPSED not in final.user_attrs:
-            final.set_user_attr(schema.ELAPSED, time.time() - t_start + spent_before)
+            final.set_user_attr(schema.ELAPSED, time.time() - self.started_at + spent_before)
         self.bar.done()
         result = build_result(
             self.store, c.study_name, storage_display=self.store_display, storage_url=c.storage
@@ -141,13 +176,52 @@ class Session:
             write_report(result, c.out_dir)
         return result
 
-    # ------------------------------------------------------------ the search study
+    # ------------------------------------------------------------ time
 
-    def _finals_reserve(self, final_epoch_s: float) -> float:
-        """Time kept for the finalist stage: its estimate, but at most half the budget."""
+    def _time_left(self) -> float:
+        """Seconds left for searching and the finals: the report and the exit are kept."""
+        return self.deadline - time.time() - REPORT_RESERVE_S - EXIT_RESERVE_S
+
+    def _finals_reserve(self, search: optuna.Study, space: SearchSpace) -> float:
+        """Time kept for the finalist stage: the finals of the trials that would be finalists
+        now (the rest priced as the search's optimizers on average), at most half the budget."""
         c = self.config
-        estimate = finals_estimate(final_epoch_s, c.finalists, c.seeds, c.epochs)
-        return min(estimate, c.budget_s / 2)
+        names = [f.optimizer for f in choose_finalists(search, space, c.finalists)]
+        finals = self.costs.finals_s(names, c.seeds, c.epochs)
+        if len(names) < c.finalists:
+            mean = sum(self.costs.final.get(o, 0.0) for o in space.optimizers) / len(
+                space.optimizers
+            )
+            finals += 1.25 * mean * (c.finalists - len(names)) * c.seeds * c.epochs
+        return min(finals, c.budget_s / 2)
+
+    def _plan_seeds(self, specs: list[FinalistSpec]) -> tuple[int, str | None]:
+        """Seeds the finalist stage can run in the time left (at least 2, for the t-test)."""
+        c = self.config
+        one_seed = self.costs.finals_s([s.optimizer for s in specs], 1, c.epochs) - 1.0
+        seeds = final_seeds_that_fit(c.seeds, one_seed, self._time_left() - 1.0)
+        if seeds == c.seeds:
+            return seeds, None
+        return seeds, (
+            f"The finalist stage ran {seeds} of {c.seeds} seeds to keep the budget "
+            f"({format_duration(c.budget_s)}): one seed of these finalists takes about "
+            f"{format_duration(one_seed)}."
+        )
+
+    def _avoid(self, space: SearchSpace, epochs_per_trial: float) -> set[str]:
+        """Optimizers the sampler should not pick now: over their share of the search time,
+        or whose one trial no longer fits the time left.
+
+        None with a trial cap (``trials``): a run of a fixed number of trials is reproducible
+        (the same seed gives the same trials), so time, which varies, does not steer it.
+        """
+        if self.config.trials is not None:
+            return set()
+        spent = sum(self.costs.spent.values())
+        avoid = self.costs.over_share(space.optimizers, spent)
+        left = self._time_left() - self.reserve
+        avoid |= {o for o in space.optimizers if self.costs.trial_s(o, epochs_per_trial) > left}
+        return avoid
 
     def _open_search(self) -> tuple[optuna.Study, SearchSpace, StudySettings]:
         """Create the search study (first worker) or join/resume it."""
@@ -163,7 +237,11 @@ class Session:
                 search = optuna.load_study(study_name=c.study_name, storage=self.store)
         settings = _wait_for_settings(search)
         _check_resume(c, settings)
-        search.sampler = make_sampler(self.sampler_seed, settings.n_startup, self.worker)
+        space = space_from_dict(dict(settings.space))
+        self.costs = CostModel(search=dict(settings.costs), final=dict(settings.final_costs))
+        if not self.costs.search:  # a study from before costs were stored
+            self.costs = self._calibrate(space.optimizers)
+        search.sampler = self._sampler(settings.n_startup, space)
         search.pruner = make_pruner()
         failed = fail_stale_trials(search)
         if failed:
@@ -171,21 +249,37 @@ class Session:
                 f"resuming {c.study_name}: {len(failed)} interrupted trial(s) queued again",
                 force=True,
             )
-        return search, space_from_dict(dict(settings.space)), settings
+        return search, space, settings
+
+    def _calibrate(self, optimizers: Sequence[str], known: CostModel | None = None) -> CostModel:
+        c = self.config
+        return calibrate_costs(
+            self.train,
+            self.data,
+            optimizers,
+            k=self.population,
+            k_final=c.finalists + 1,
+            batch_size=c.batch_size,
+            reference_only=self.factory is not None,
+            known=known,
+        )
+
+    def _sampler(self, n_startup: int, space: SearchSpace) -> optuna.samplers.BaseSampler:
+        epochs = expected_epochs(self.config.epochs)
+        return make_sampler(
+            self.sampler_seed, n_startup, self.worker, avoid=lambda: self._avoid(space, epochs)
+        )
 
     def _create_search(self) -> tuple[optuna.Study, SearchSpace, StudySettings]:
         import optuna
 
         c = self.config
         self.bar.update("timing the trainer ...", force=True)
-        member_epoch_s = calibrate(self.train, self.data, self.population, c.batch_size, "adam")
-        final_epoch_s = (
-            calibrate(self.train, self.data, c.finalists + 1, c.batch_size, "adam")
-            if self.factory is None
-            else member_epoch_s
-        )
-        search_s = max(c.budget_s - self._finals_reserve(final_epoch_s), 0.0)
-        expected = c.trials or max(int(search_s / (member_epoch_s * expected_epochs(c.epochs))), 1)
+        self.costs = self._calibrate([])  # the Adam baseline, at the search's population size
+        epochs = expected_epochs(c.epochs)
+        finals = self.costs.finals_s(["adam"] * c.finalists, c.seeds, c.epochs)
+        search_s = max(c.budget_s - min(finals, c.budget_s / 2), 0.0)
+        expected = c.trials or max(int(search_s / (self.costs.search["adam"] * epochs)), 1)
         # the rules see what the budget buys here: how many trials, not just how many minutes
         profile = Profile(
             params=self.n_params,
@@ -198,16 +292,25 @@ class Session:
         )
         rec = recommend(profile, rules_dirs=c.rules_dirs)
         chosen = _choose(rec, c)
+        self.costs = self._calibrate(chosen, known=self.costs)
         space = self._space(rec, chosen, expected)
         n_startup = min(self.population, expected)
+        counts = (  # with a trial cap, evenly: reproducible (see _avoid)
+            _first_batch_counts(chosen, n_startup, self.costs, epochs)
+            if c.trials is None
+            else _first_batch_counts(
+                chosen, n_startup, CostModel(dict.fromkeys(chosen, 1.0), {}), epochs
+            )
+        )
+        self._check_budget_fits(counts, epochs)
         search = optuna.create_study(
             study_name=c.study_name,
             storage=self.store,
             direction="maximize",
-            sampler=make_sampler(self.sampler_seed, n_startup, self.worker),
+            sampler=self._sampler(n_startup, space),
             pruner=make_pruner(),
         )
-        for params in space.initial_design(n_startup, c.seed):
+        for params in space.initial_design(n_startup, c.seed, counts=counts):
             search.enqueue_trial(params)
         ds = self.data
         settings = StudySettings(
@@ -229,8 +332,8 @@ class Session:
             space=space.to_dict(),
             n_startup=n_startup,
             expected_trials=expected,
-            member_epoch_s=member_epoch_s,
-            final_member_epoch_s=final_epoch_s,
+            member_epoch_s=self.costs.search["adam"],
+            final_member_epoch_s=self.costs.final["adam"],
             sampler=_SAMPLER_TEXT.format(n=n_startup),
             pruner=_PRUNER_TEXT,
             candidates=tuple(
@@ -240,9 +343,30 @@ class Session:
             probe_lr=c.probe_lr,
             advice=tuple(a.to_dict() for a in rec.advice),
             profile=profile.to_dict(),
+            costs=dict(self.costs.search),
+            final_costs=dict(self.costs.final),
         )
         schema.write_settings(search, settings)  # last: its presence means "ready"
         return search, space, settings
+
+    def _check_budget_fits(self, counts: Mapping[str, int], epochs_per_trial: float) -> None:
+        """Exit with the smallest budget that would do when this one cannot hold the setup so
+        far, the first batch, a finalist stage of 2 seeds, the report and the way out."""
+        c = self.config
+        setup = time.time() - self.started_at
+        first = _batch_s(counts, self.costs, epochs_per_trial)
+        cheapest = min(counts, key=lambda o: self.costs.final.get(o, 0.0))
+        finals = self.costs.finals_s([cheapest], 2, c.epochs)
+        need = setup + first + finals + REPORT_RESERVE_S + EXIT_RESERVE_S
+        if need > c.budget_s:
+            raise InvalidValueError(
+                f"--budget {format_duration(c.budget_s)} is too small for this run here: the "
+                f"setup took {format_duration(setup)}, the first batch of "
+                f"{sum(counts.values())} trials needs about {format_duration(first)}, the "
+                f"finalist stage on 2 seeds {format_duration(finals)} and the report "
+                f"{format_duration(REPORT_RESERVE_S)}. Give --budget {math.ceil(need)}s or "
+                "more, or a smaller --population."
+            )
 
     def _space(self, rec: Recommendation, chosen: list[str], expected: int) -> SearchSpace:
         """The search space of the chosen candidates, their ranges as the rules (or the LR
@@ -271,30 +395,33 @@ class Session:
 
     # ------------------------------------------------------------ the search loop
 
-    def _search(
-        self,
-        search: optuna.Study,
-        space: SearchSpace,
-        settings: StudySettings,
-        spent_before: float,
-    ) -> None:
+    def _search(self, search: optuna.Study, space: SearchSpace, settings: StudySettings) -> None:
         """Ask, train, tell in batches until the trial cap or the time left for searching is reached."""
         c = self.config
         key = schema.session_key(self.worker)
         session_start = time.time()
-        reserve = self._finals_reserve(settings.final_member_epoch_s or settings.member_epoch_s)
-        deadline = session_start + max(c.budget_s - spent_before, 0.0) - reserve
         state = SearchState(
-            member_epoch_s=settings.member_epoch_s, epochs_per_trial=expected_epochs(c.epochs)
+            member_epoch_s=self.costs.search.get("adam", settings.member_epoch_s),
+            epochs_per_trial=expected_epochs(c.epochs),
         )
         k = self.population
         member_epochs_done = 0.0
+        spend = Spend()
+
+        def save() -> None:
+            spend_now = replace(
+                spend, search_s=time.time() - session_start, by_optimizer=self.costs.to_dict()
+            )
+            schema.write_spend(search, self.worker, spend_now)
+            search.set_user_attr(key, [session_start, time.time()])
+
         try:
             while True:
                 done = finished_trials(search)
                 if c.trials is not None and done >= c.trials:
                     break
-                left = deadline - time.time()
+                self.reserve = self._finals_reserve(search, space)
+                left = self._time_left() - self.reserve
                 batch = k if c.trials is None else min(k, c.trials - done)
                 per_member = state.member_epoch_s * state.epochs_per_trial * 1.15
                 if per_member * batch > left and best_value(search) is not None:
@@ -304,7 +431,7 @@ class Session:
                     if batch < min(2, k):
                         break
                 t0 = time.time()
-                results = run_batch(
+                outcome = run_batch(
                     search,
                     space,
                     batch,
@@ -316,6 +443,9 @@ class Session:
                     n_classes=self.data.n_classes,
                 )
                 dt = time.time() - t0
+                for opt, (n, member_epochs, seconds) in outcome.by_optimizer.items():
+                    self.costs.observe(opt, member_epochs=member_epochs, seconds=seconds, trials=n)
+                results = outcome.results
                 epochs_run = sum(max(r.epochs_run, 1) for r in results)
                 member_epochs_done += epochs_run
                 state.trials += len(results)
@@ -323,19 +453,65 @@ class Session:
                 state.epochs_per_trial = member_epochs_done / state.trials
                 if batch == k:  # smaller batches run less efficiently; keep the K estimate
                     state.member_epoch_s = dt / epochs_run
-                search.set_user_attr(key, [session_start, time.time()])
+                if spend.expected_trials is None:  # the pace of a real batch, Optuna included
+                    pace = len(results) / max(dt, 1e-9)
+                    spend = replace(spend, expected_trials=done + len(results) + int(pace * left))
+                spend = replace(
+                    spend,
+                    optuna_s=spend.optuna_s + outcome.optuna_s,
+                    train_s=spend.train_s + outcome.train_s,
+                    batches=spend.batches + 1,
+                )
+                save()
                 self.bar.update(
-                    search_line(count_trials(search), best_value(search), deadline - time.time())
+                    search_line(count_trials(search), best_value(search), self._time_left())
                 )
         except KeyboardInterrupt:
-            search.set_user_attr(key, [session_start, time.time()])
+            save()
             self.bar.done(
                 f"interrupted: study {c.study_name!r} saved in {self.store_display}; "
                 "rerun the same command to continue"
             )
             raise
-        search.set_user_attr(key, [session_start, time.time()])
+        save()
         self.bar.done(search_line(count_trials(search), best_value(search), 0.0))
+
+
+def _first_batch_counts(
+    optimizers: Sequence[str], n: int, costs: CostModel, epochs_per_trial: float
+) -> dict[str, int]:
+    """Trials of each optimizer in the first batch (a quasi-random design, stratified).
+
+    Optimizers share the batch evenly, except those whose trial costs more than 4 times the
+    cheapest one's (L-BFGS next to a population): they get fewer trials, in proportion, at
+    least one, and the cheap ones fill the places freed.
+
+    >>> costs = CostModel(search={"adam": 0.01, "sgd": 0.01, "lbfgs": 1.0}, final={})
+    >>> _first_batch_counts(["adam", "lbfgs", "sgd"], 12, costs, 2.0)
+    {'adam': 6, 'lbfgs': 1, 'sgd': 5}
+    """
+    per = {o: costs.trial_s(o, epochs_per_trial) for o in optimizers}
+    cheapest = min(per.values())
+    even = -(-n // len(optimizers))  # ceil
+    counts = {
+        o: (even if per[o] <= 4 * cheapest else max(1, int(even * cheapest / per[o])))
+        for o in optimizers
+    }
+    cheap = [o for o in optimizers if per[o] <= 4 * cheapest]
+    total, i = sum(counts.values()), 0
+    while total < n and cheap:
+        counts[cheap[i % len(cheap)]] += 1
+        total, i = total + 1, i + 1
+    while total > n:  # fewer places than optimizers: the most frequent give way, later first
+        o = max(counts, key=lambda name: (counts[name], optimizers.index(name)))
+        counts[o] -= 1
+        total -= 1
+    return counts
+
+
+def _batch_s(counts: Mapping[str, int], costs: CostModel, epochs_per_trial: float) -> float:
+    """Expected seconds of one batch: population members share their epochs."""
+    return sum(n * costs.trial_s(o, epochs_per_trial) for o, n in counts.items())
 
 
 def _load(config: TuneConfig) -> Dataset:

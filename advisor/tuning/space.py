@@ -102,13 +102,20 @@ class SearchSpace:
         )
         return str(optimizer), hp, str(schedule)
 
-    def initial_design(self, n: int, seed: int) -> list[dict[str, Any]]:
-        """``n`` parameter sets: optimizers in turn, each with its own scrambled Sobol points."""
+    def initial_design(
+        self, n: int, seed: int, counts: Mapping[str, int] | None = None
+    ) -> list[dict[str, Any]]:
+        """``n`` parameter sets: optimizers in turn, each with its own scrambled Sobol points.
+
+        ``counts`` says how many each optimizer gets (default: as even as ``n`` allows).
+        """
         from scipy.stats import qmc
 
         per_opt = math.ceil(n / len(self.optimizers))
+        wanted = dict(counts) if counts is not None else dict.fromkeys(self.optimizers, per_opt)
         points: dict[str, list[dict[str, Any]]] = {}
         for i, opt in enumerate(self.optimizers):
+            per_opt = wanted.get(opt, 0)
             names = list(self.ranges[opt])
             dims = len(names) + (1 if len(self.schedules) > 1 else 0)
             sobol = qmc.Sobol(d=max(dims, 1), scramble=True, seed=seed * 1009 + i)
@@ -127,9 +134,11 @@ class SearchSpace:
                 rows.append(params)
             points[opt] = rows
         design: list[dict[str, Any]] = []
-        for j in range(per_opt):  # interleave so that a partial batch stays balanced
+        for j in range(
+            max(wanted.values(), default=0)
+        ):  # interleaved: a partial batch stays balanced
             for opt in self.optimizers:
-                if len(design) < n:
+                if len(design) < n and j < len(points[opt]):
                     design.append(points[opt][j])
         return design
 

@@ -12,6 +12,7 @@ processes on one study (:mod:`advisor.tuning.workers`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,7 +82,10 @@ def tune(
     (True, True)
     """
     config = TuneConfig(**locals())  # the parameters above, by the same names (tested)
+    started_at = time.time()  # the budget counts from here, for every worker of the run
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return run_workers(config) if config.workers > 1 else run_session(config)
+    if config.workers > 1:
+        return run_workers(config, started_at)
+    return run_session(config, started_at)

@@ -18,16 +18,17 @@ from advisor.tuning.result import TuneResult
 from advisor.tuning.session import Session
 
 
-def run_session(config: TuneConfig) -> TuneResult:
-    """One worker: this process runs a session of ``config`` to its end."""
+def run_session(config: TuneConfig, started_at: float | None = None) -> TuneResult:
+    """One worker: this process runs a session of ``config`` to its end; the budget counts
+    from ``started_at`` (``time.time()``, default now)."""
     if config.threads is not None:
         import torch
 
         torch.set_num_threads(config.threads)
-    return Session.open(config).run()
+    return Session.open(config, started_at).run()
 
 
-def run_workers(config: TuneConfig) -> TuneResult:
+def run_workers(config: TuneConfig, started_at: float | None = None) -> TuneResult:
     """Run ``config.workers`` sessions (this process and ``workers - 1`` children) on one
     study; return this process's result (every worker reads the same one back)."""
     n = config.workers
@@ -41,11 +42,11 @@ def run_workers(config: TuneConfig) -> TuneResult:
     for i in range(1, n):
         # distinct TPE streams, the same trial seeds
         child = replace(shared, progress=False, out=None, sampler_seed=config.seed * 1000 + i)
-        p = ctx.Process(target=run_session, args=(child,), name=f"advisor-worker-{i}")
+        p = ctx.Process(target=run_session, args=(child, started_at), name=f"advisor-worker-{i}")
         p.start()
         children.append(p)
     try:
-        result = run_session(shared)
+        result = run_session(shared, started_at)
     finally:
         for p in children:
             p.join()

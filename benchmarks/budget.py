@@ -1,0 +1,158 @@
+"""The wall budget kept, and the trials it buys (issue 14).
+
+    python benchmarks/budget.py                          # budgets 20s, 1m, 5m; 5 seeds at 1m
+    python benchmarks/budget.py --budgets 20s,30m --seeds 0 --dataset fashion-mnist
+
+Each run is ``advisor tune --budget B --seed S`` in a fresh process, with its defaults
+(mnist-5k: the rules' candidates, population, 5 epochs). Its wall time is measured from
+outside, from starting the process to its exit, against the bound ``B + max(5 s, 5 %)``.
+Each row: finished trials, trials per minute of budget, Optuna's share of the wall time,
+the trial estimate after the first batch, and the time each optimizer used. Nothing is
+asserted: the figures go to docs/BENCHMARKS.md (its ``budget`` block) and stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from doc_files import replace_block
+from machine import describe
+
+from advisor.core.units import format_duration, parse_duration
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+RAW = ROOT / "docs" / "benchmarks" / "budget.json"
+
+
+def bound(budget_s: float) -> float:
+    """The promise: wall time at most ``B + max(5 s, 5 % of B)``."""
+    return budget_s + max(5.0, 0.05 * budget_s)
+
+
+def run(dataset: str, budget: str, seed: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [
+            sys.executable,
+            "-m",
+            "advisor",
+            "tune",
+            "--dataset",
+            dataset,
+            "--budget",
+            budget,
+            "--seed",
+            str(seed),
+            "--out",
+            out,
+            "--quiet",
+            "--format",
+            "json",
+        ]
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+    row: dict[str, Any] = {"dataset": dataset, "budget": budget, "seed": seed, "wall_s": wall}
+    if done.returncode != 0:
+        row["error"] = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return row
+    result = json.loads(done.stdout)
+    t = result["trials"]
+    b = result["budget"]
+    finished = t["complete"] + t["pruned"] + t["diverged"]
+    row.update(
+        finished=finished,
+        per_min=finished / (parse_duration(budget) / 60),
+        optuna_share=b["optuna_s"] / wall,
+        expected=b.get("expected_trials"),
+        by_optimizer=b["by_optimizer"],
+        final_seeds=b["final_seeds"],
+        recommendation=result["recommendation"]["torch"],
+        test=result["recommendation"]["test_accuracy"]["mean"],
+    )
+    return row
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| dataset | budget | seed | wall (outside) | bound | kept? | finished trials | per minute "
+        "| estimate after batch 1 | Optuna share | finalist seeds | time per optimizer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        b = parse_duration(r["budget"])
+        if "error" in r:
+            lines.append(
+                f"| {r['dataset']} | {r['budget']} | {r['seed']} | "
+                f"{format_duration(r['wall_s'])} | {format_duration(bound(b))} | "
+                f"{'yes' if r['wall_s'] <= bound(b) else 'NO'} | error: {r['error']} |"
+                " | | | | |"
+            )
+            continue
+        per = ", ".join(
+            f"{o} {d['trials']} / {format_duration(d['seconds'])}"
+            for o, d in r["by_optimizer"].items()
+        )
+        lines.append(
+            f"| {r['dataset']} | {r['budget']} | {r['seed']} | {format_duration(r['wall_s'])} "
+            f"| {format_duration(bound(b))} | {'yes' if r['wall_s'] <= bound(b) else 'NO'} "
+            f"| {r['finished']} | {r['per_min']:.0f} | {r['expected']} "
+            f"| {r['optuna_share'] * 100:.1f} % | {r['final_seeds']} | {per} |"
+        )
+    return "\n".join(lines)
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    ok = [r for r in rows if "error" not in r]
+    kept = sum(r["wall_s"] <= bound(parse_duration(r["budget"])) for r in rows)
+    per_min = [r["per_min"] for r in ok if parse_duration(r["budget"]) == 60]
+    text = f"Budget kept in {kept} of {len(rows)} runs."
+    if per_min:
+        text += (
+            f" Finished trials per minute at 1m: median {statistics.median(per_min):.0f}, "
+            f"range {min(per_min):.0f}-{max(per_min):.0f} over {len(per_min)} search seeds."
+        )
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="mnist-5k")
+    parser.add_argument("--budgets", default="20s,5m", help="budgets run with seed 0")
+    parser.add_argument("--throughput-budget", default="1m")
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="search seeds at --throughput-budget")
+    parser.add_argument("--no-doc", action="store_true")
+    args = parser.parse_args(argv)
+    plan = [(b, 0) for b in args.budgets.split(",") if b]
+    plan += [(args.throughput_budget, int(s)) for s in args.seeds.split(",") if s]
+    rows = []
+    for budget, seed in plan:
+        rows.append(run(args.dataset, budget, seed))
+        print(table(rows[-1:]).splitlines()[-1], flush=True)
+    print(summary(rows))
+    if args.no_doc:
+        return
+    RAW.parent.mkdir(parents=True, exist_ok=True)
+    RAW.write_text(json.dumps(rows, indent=2) + "\n")
+    command = "python benchmarks/budget.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = (
+        "## The wall budget kept, and the trials it buys\n\n"
+        f"Generated by `{command.strip()}` on {describe()} "
+        f"(raw: [`benchmarks/budget.json`](benchmarks/budget.json)). Wall time measured from "
+        "outside the process, from its start to its exit; the bound is B + max(5 s, 5 %). "
+        "*Time per optimizer*: trials / training seconds.\n\n"
+        f"{table(rows)}\n\n{summary(rows)}\n"
+    )
+    replace_block(DOC, "budget", text, "benchmarks/budget.py")
+
+
+if __name__ == "__main__":
+    main()
