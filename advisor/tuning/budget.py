@@ -10,7 +10,7 @@ report (:data:`REPORT_RESERVE_S`) and the way out (:data:`EXIT_RESERVE_S`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -216,3 +216,40 @@ def by_optimizer(
             t["trials"] += int(d.get("trials", 0))
             t["seconds"] += float(d.get("seconds", 0.0))
     return dict(sorted(total.items()))
+
+
+def first_batch_counts(
+    optimizers: Sequence[str], n: int, costs: CostModel, epochs_per_trial: float
+) -> dict[str, int]:
+    """Trials of each optimizer in the first batch (a quasi-random design, stratified).
+
+    Optimizers share the batch evenly, except those whose trial costs more than 4 times the
+    cheapest one's (L-BFGS next to a population): they get fewer trials, in proportion, at
+    least one, and the cheap ones fill the places freed.
+
+    >>> costs = CostModel(search={"adam": 0.01, "sgd": 0.01, "lbfgs": 1.0}, final={})
+    >>> first_batch_counts(["adam", "lbfgs", "sgd"], 12, costs, 2.0)
+    {'adam': 6, 'lbfgs': 1, 'sgd': 5}
+    """
+    per = {o: costs.trial_s(o, epochs_per_trial) for o in optimizers}
+    cheapest = min(per.values())
+    even = -(-n // len(optimizers))  # ceil
+    counts = {
+        o: (even if per[o] <= 4 * cheapest else max(1, int(even * cheapest / per[o])))
+        for o in optimizers
+    }
+    cheap = [o for o in optimizers if per[o] <= 4 * cheapest]
+    total, i = sum(counts.values()), 0
+    while total < n and cheap:
+        counts[cheap[i % len(cheap)]] += 1
+        total, i = total + 1, i + 1
+    while total > n:  # fewer places than optimizers: the most frequent give way, later first
+        o = max(counts, key=lambda name: (counts[name], optimizers.index(name)))
+        counts[o] -= 1
+        total -= 1
+    return counts
+
+
+def batch_s(counts: Mapping[str, int], costs: CostModel, epochs_per_trial: float) -> float:
+    """Expected seconds of one batch: population members share their epochs."""
+    return sum(n * costs.trial_s(o, epochs_per_trial) for o, n in counts.items())

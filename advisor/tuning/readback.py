@@ -112,7 +112,7 @@ def build_result(
     finalists = [finalist_from_runs(spec, runs, settings.n_classes) for spec in specs]
     verdict = judge(finalists)
     plan = final.user_attrs.get(schema.FINAL_PLAN)
-    notes = (*verdict.notes, *([plan["reason"]] if plan else []))
+    notes = (*verdict.notes, *([plan["reason"]] if plan else []), *settings.notes)
     elapsed = schema.read_elapsed(search, final)
     return TuneResult(
         recommendation=verdict.best,

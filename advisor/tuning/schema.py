@@ -110,10 +110,12 @@ class StudySettings:
     #: measured seconds per member-epoch of each optimizer: in the search, in the finals
     costs: Mapping[str, float] = field(default_factory=dict)
     final_costs: Mapping[str, float] = field(default_factory=dict)
+    #: what the report must say about how the run was set up (e.g. a default budget too small)
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for name in ("candidates", "chosen", "advice"):
+        for name in ("candidates", "chosen", "advice", "notes"):
             d[name] = list(d[name])
         return d
 
@@ -121,7 +123,7 @@ class StudySettings:
     def from_dict(cls, d: Mapping[str, Any]) -> StudySettings:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in d.items() if k in known}
-        for name in ("candidates", "chosen", "advice"):
+        for name in ("candidates", "chosen", "advice", "notes"):
             if name in values:
                 values[name] = tuple(values[name])
         return cls(**values)

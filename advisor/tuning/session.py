@@ -34,9 +34,11 @@ from advisor.tuning.budget import (
     EXIT_RESERVE_S,
     REPORT_RESERVE_S,
     CostModel,
+    batch_s,
     calibrate_costs,
     expected_epochs,
     final_seeds_that_fit,
+    first_batch_counts,
     sessions_spent,
 )
 from advisor.tuning.config import TuneConfig
@@ -88,7 +90,6 @@ class Session:
     bar: Progress
     started_at: float
     costs: CostModel = field(default_factory=lambda: CostModel(search={}, final={}))
-    spend: Spend = field(default_factory=Spend)
     deadline: float = 0.0  # wall-clock time by which the whole run must be done
     reserve: float = 0.0  # seconds kept for the finalist stage, as of the last batch
 
@@ -296,13 +297,13 @@ class Session:
         space = self._space(rec, chosen, expected)
         n_startup = min(self.population, expected)
         counts = (  # with a trial cap, evenly: reproducible (see _avoid)
-            _first_batch_counts(chosen, n_startup, self.costs, epochs)
+            first_batch_counts(chosen, n_startup, self.costs, epochs)
             if c.trials is None
-            else _first_batch_counts(
+            else first_batch_counts(
                 chosen, n_startup, CostModel(dict.fromkeys(chosen, 1.0), {}), epochs
             )
         )
-        self._check_budget_fits(counts, epochs)
+        budget_note = self._check_budget_fits(counts, epochs)
         search = optuna.create_study(
             study_name=c.study_name,
             storage=self.store,
@@ -345,28 +346,41 @@ class Session:
             profile=profile.to_dict(),
             costs=dict(self.costs.search),
             final_costs=dict(self.costs.final),
+            notes=(budget_note,) if budget_note else (),
         )
         schema.write_settings(search, settings)  # last: its presence means "ready"
         return search, space, settings
 
-    def _check_budget_fits(self, counts: Mapping[str, int], epochs_per_trial: float) -> None:
-        """Exit with the smallest budget that would do when this one cannot hold the setup so
-        far, the first batch, a finalist stage of 2 seeds, the report and the way out."""
+    def _check_budget_fits(self, counts: Mapping[str, int], epochs_per_trial: float) -> str | None:
+        """Whether this budget can hold the setup so far, the first batch, a finalist stage of
+        2 seeds, the report and the way out.
+
+        A budget you gave that cannot is an error naming the smallest one that would do; the
+        default budget (you gave none) runs anyway, over time, and the report says so.
+        """
         c = self.config
         setup = time.time() - self.started_at
-        first = _batch_s(counts, self.costs, epochs_per_trial)
+        first = batch_s(counts, self.costs, epochs_per_trial)
         cheapest = min(counts, key=lambda o: self.costs.final.get(o, 0.0))
         finals = self.costs.finals_s([cheapest], 2, c.epochs)
         need = setup + first + finals + REPORT_RESERVE_S + EXIT_RESERVE_S
-        if need > c.budget_s:
-            raise InvalidValueError(
-                f"--budget {format_duration(c.budget_s)} is too small for this run here: the "
-                f"setup took {format_duration(setup)}, the first batch of "
-                f"{sum(counts.values())} trials needs about {format_duration(first)}, the "
-                f"finalist stage on 2 seeds {format_duration(finals)} and the report "
-                f"{format_duration(REPORT_RESERVE_S)}. Give --budget {math.ceil(need)}s or "
-                "more, or a smaller --population."
+        if need <= c.budget_s:
+            return None
+        why = (
+            f"the setup took {format_duration(setup)}, the first batch of "
+            f"{sum(counts.values())} trials needs about {format_duration(first)}, the finalist "
+            f"stage on 2 seeds {format_duration(finals)} and the report "
+            f"{format_duration(REPORT_RESERVE_S)}"
+        )
+        if c.budget is None:
+            return (
+                f"The default budget ({format_duration(c.budget_s)}) was too small here ({why}): "
+                f"the run took longer. Give --budget {math.ceil(need)}s or more."
             )
+        raise InvalidValueError(
+            f"--budget {format_duration(c.budget_s)} is too small for this run here: {why}. "
+            f"Give --budget {math.ceil(need)}s or more, or a smaller --population."
+        )
 
     def _space(self, rec: Recommendation, chosen: list[str], expected: int) -> SearchSpace:
         """The search space of the chosen candidates, their ranges as the rules (or the LR
@@ -475,43 +489,6 @@ class Session:
             raise
         save()
         self.bar.done(search_line(count_trials(search), best_value(search), 0.0))
-
-
-def _first_batch_counts(
-    optimizers: Sequence[str], n: int, costs: CostModel, epochs_per_trial: float
-) -> dict[str, int]:
-    """Trials of each optimizer in the first batch (a quasi-random design, stratified).
-
-    Optimizers share the batch evenly, except those whose trial costs more than 4 times the
-    cheapest one's (L-BFGS next to a population): they get fewer trials, in proportion, at
-    least one, and the cheap ones fill the places freed.
-
-    >>> costs = CostModel(search={"adam": 0.01, "sgd": 0.01, "lbfgs": 1.0}, final={})
-    >>> _first_batch_counts(["adam", "lbfgs", "sgd"], 12, costs, 2.0)
-    {'adam': 6, 'lbfgs': 1, 'sgd': 5}
-    """
-    per = {o: costs.trial_s(o, epochs_per_trial) for o in optimizers}
-    cheapest = min(per.values())
-    even = -(-n // len(optimizers))  # ceil
-    counts = {
-        o: (even if per[o] <= 4 * cheapest else max(1, int(even * cheapest / per[o])))
-        for o in optimizers
-    }
-    cheap = [o for o in optimizers if per[o] <= 4 * cheapest]
-    total, i = sum(counts.values()), 0
-    while total < n and cheap:
-        counts[cheap[i % len(cheap)]] += 1
-        total, i = total + 1, i + 1
-    while total > n:  # fewer places than optimizers: the most frequent give way, later first
-        o = max(counts, key=lambda name: (counts[name], optimizers.index(name)))
-        counts[o] -= 1
-        total -= 1
-    return counts
-
-
-def _batch_s(counts: Mapping[str, int], costs: CostModel, epochs_per_trial: float) -> float:
-    """Expected seconds of one batch: population members share their epochs."""
-    return sum(n * costs.trial_s(o, epochs_per_trial) for o, n in counts.items())
 
 
 def _load(config: TuneConfig) -> Dataset:
