@@ -18,3 +18,19 @@ def write_keeping_hand_part(path: Path, generated: str) -> None:
 def commands_line(commands: list[str]) -> str:
     """The commands that made a doc's figures, in order: `a` then `b`."""
     return " then ".join(f"`{c}`" for c in commands)
+
+
+def write_section(path: Path, name: str, script: str, text: str) -> None:
+    """Put ``text`` between ``path``'s ``name`` markers (written by ``script``); append the
+    section at the end when the markers are not there yet. Put it below the ``HAND`` line
+    of a generated doc, so that the doc's own benchmark keeps it."""
+    start = f"<!-- {name}: written by {script} -->"
+    end = f"<!-- /{name} -->"
+    old = path.read_text() if path.exists() else ""
+    block = f"{start}\n{text.strip()}\n{end}"
+    if start in old and end in old:
+        head, rest = old.split(start, 1)
+        new = head + block + rest.split(end, 1)[1]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(new)
