@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from doc_files import replace_block
+from doc_files import write_section
 from machine import describe
 
 from advisor.core.units import format_duration, parse_duration
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         "*Time per optimizer*: trials / training seconds.\n\n"
         f"{table(rows)}\n\n{summary(rows)}\n"
     )
-    replace_block(DOC, "budget", text, "benchmarks/budget.py")
+    write_section(DOC, "budget", "benchmarks/budget.py", text)
 
 
 if __name__ == "__main__":

@@ -281,3 +281,37 @@ def test_bad_inputs(data: Dataset, kwargs: dict[str, object], error: type, words
     args: dict[str, object] = {"model": None, "data": data, "device": "cpu", **kwargs}
     with pytest.raises(error, match=words):
         profile_model(args.pop("model"), args.pop("data"), **args)  # type: ignore[arg-type]
+
+
+class PixelBag(nn.Module):
+    """Pixel intensities as word ids (16 levels) into ``nn.EmbeddingBag(sparse=True)``, then a
+    linear head: a model whose table gets sparse gradient tensors."""
+
+    def __init__(self, sparse: bool = True) -> None:
+        super().__init__()
+        self.embedding = nn.EmbeddingBag(16, 8, mode="mean", sparse=sparse)
+        self.out = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ids = (x.flatten(1) * 15).round().long().clamp(0, 15)
+        return self.out(self.embedding(ids))
+
+
+def test_sparse_embeddings_are_measured_and_probed_with_the_printed_optimizers(
+    data: Dataset,
+) -> None:
+    # Adam raises on sparse gradient tensors: the step time and the LR range test train the
+    # table as the printed code does (SparseAdam for the table, Adam for the head)
+    advice = advisor.recommend_model(PixelBag, data, device="cpu", probe_lr=True, top=3)
+    assert advice.measured.sparse_gradients and advice.profile.sparse_gradients
+    assert advice.measured.step_s > 0
+    assert advice.measured.to_dict(advice.profile)["sparse_gradients"]["source"] == "measured"
+    first = advice.recommendation.candidates[0]
+    assert first.optimizer == "adam" and first.sparse is not None and first.sparse.mode == "split"
+    assert advice.lr_range["adam"].range is not None
+    lr = first.hyperparameters["lr"]
+    assert first.sparse.code == first.torch and f"SparseAdam(tables, lr={lr:.4g}" in first.torch
+    assert any(r.rule == "lr-range-test" for r in first.reasons)
+    assert not profile_model(
+        lambda: PixelBag(sparse=False), data, device="cpu", batches=2
+    ).sparse_gradients

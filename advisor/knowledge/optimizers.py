@@ -88,6 +88,8 @@ class OptimizerInfo:
     # capability flags: what a caller must know before handing it a model
     param_shapes: str = "any"  # "any", or "2d": matrices only (the rest needs another optimizer)
     sparse_gradients: bool = False  # its torch line runs on sparse gradients, state bounded
+    # its update is Adam's: sparse tables can take torch.optim.SparseAdam with its lr, betas, eps
+    sparse_adam_tables: bool = False
     train_eval: bool = False  # needs optimizer.train() / optimizer.eval() (schedule-free)
     lr_free: bool = False  # learning-rate-free: ``lr`` is a multiplier, 1.0 by default
 
@@ -216,6 +218,7 @@ _REGISTRY: dict[str, OptimizerInfo] = {
             state_tensors=2,
             momentum_name="beta1",
             family="adam",
+            sparse_adam_tables=True,
         ),
         OptimizerInfo(
             name="adamw",
@@ -228,6 +231,7 @@ _REGISTRY: dict[str, OptimizerInfo] = {
             momentum_name="beta1",
             decoupled_weight_decay=True,
             family="adam",
+            sparse_adam_tables=True,
         ),
         OptimizerInfo(
             name="nadam",
@@ -239,6 +243,7 @@ _REGISTRY: dict[str, OptimizerInfo] = {
             state_tensors=2,
             momentum_name="beta1",
             family="adam",
+            sparse_adam_tables=True,
         ),
         OptimizerInfo(
             name="radam",
@@ -250,6 +255,7 @@ _REGISTRY: dict[str, OptimizerInfo] = {
             state_tensors=2,
             momentum_name="beta1",
             family="adam",
+            sparse_adam_tables=True,
         ),
         OptimizerInfo(
             name="lbfgs",
@@ -326,6 +332,16 @@ def _fmt(value: Any) -> str:
     if isinstance(value, tuple):
         return "(" + ", ".join(_fmt(v) for v in value) + ")"
     return repr(value)
+
+
+def format_call(callee: str, first: str, kwargs: Mapping[str, Any]) -> str:
+    """``callee(first, key=value, ...)`` with numbers as :func:`torch_line` writes them.
+
+    >>> format_call("torch.optim.SparseAdam", "tables", {"lr": 0.01, "betas": (0.9, 0.999)})
+    'torch.optim.SparseAdam(tables, lr=0.01, betas=(0.9, 0.999))'
+    """
+    args = ", ".join([first, *(f"{k}={_fmt(v)}" for k, v in kwargs.items())])
+    return f"{callee}({args})"
 
 
 def torch_line(name: str, hyperparameters: Mapping[str, float] | None = None) -> str:

@@ -26,6 +26,7 @@ from advisor.core.units import format_bytes
 from advisor.knowledge.optimizers import OPTIMIZERS, Range, torch_line
 from advisor.knowledge.profile import Profile
 from advisor.knowledge.rules import ADVICE_TOPICS, SPACE_OPS, FiredRule, Rule, load_rules
+from advisor.knowledge.sparse import SparseSetup, sparse_setup
 
 _BASE = ("base", "No rule mentions this optimizer; it keeps the base score 0.", "advisor")
 
@@ -69,8 +70,10 @@ class Candidate:
 
     ``search_space`` has the registry's keys (``lr`` and ``momentum`` or ``beta1``);
     ``hyperparameters`` are the recommended defaults (canonical names) and ``torch`` the
-    matching paste-ready constructor line. ``memory_bytes`` is the training memory for the
-    profile's ``params`` (None when unknown); ``fits_memory`` None when memory is unknown.
+    matching paste-ready code: a constructor line, or with sparse gradients the code of
+    ``sparse`` (how it meets sparse gradient tensors; None for dense gradients).
+    ``memory_bytes`` is the training memory for the profile's ``params`` (None when
+    unknown); ``fits_memory`` None when memory is unknown.
     """
 
     optimizer: str
@@ -82,6 +85,7 @@ class Candidate:
     rank: int = 0
     memory_bytes: int | None = None
     fits_memory: bool | None = None
+    sparse: SparseSetup | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +98,7 @@ class Candidate:
             "hyperparameters": dict(self.hyperparameters),
             "memory_bytes": self.memory_bytes,
             "fits_memory": self.fits_memory,
+            "sparse": None if self.sparse is None else self.sparse.to_dict(),
         }
 
 
@@ -151,7 +156,9 @@ class Recommendation:
                 delta = "" if r.delta is None else f"{r.delta:+.2f}"
                 detail = f" ({r.detail})" if r.detail else ""
                 lines.append(f"   {delta:>6}  {r.rule}: {r.text}{detail} [{r.source}]")
-            lines.append(f"   {c.torch}")
+            if c.sparse is not None:
+                lines.append(f"   sparse gradients: {c.sparse.advice}")
+            lines += [f"   {line}" for line in c.torch.splitlines()]
         if self.advice:
             lines += ["", "Advice"]
             width = max(len(a.topic) for a in self.advice)
@@ -174,11 +181,23 @@ class Recommendation:
                 delta = "" if r.delta is None else f"**{r.delta:+.2f}** "
                 detail = f" ({r.detail})" if r.detail else ""
                 lines.append(f"- {delta}`{r.rule}`: {r.text}{detail} *({r.source})*")
+            if c.sparse is not None:
+                lines += ["", f"Sparse gradients: {c.sparse.advice}"]
             lines += ["", "```python", c.torch, "```"]
         if self.advice:
             lines += ["", "## Advice", ""]
             lines += [f"- **{a.topic}**: {a.text} *({a.rule}; {a.source})*" for a in self.advice]
         return "\n".join(lines) + "\n"
+
+
+def printed_code(
+    name: str, hyperparameters: Mapping[str, float], *, sparse_gradients: bool
+) -> tuple[str, SparseSetup | None]:
+    """The code a candidate prints: its torch line, or with sparse gradients its sparse setup."""
+    if not sparse_gradients:
+        return torch_line(name, hyperparameters), None
+    setup = sparse_setup(name, hyperparameters)
+    return setup.code, setup
 
 
 def _range(r: Range) -> str:
@@ -302,19 +321,23 @@ def recommend(
     ranked = sorted(
         order, key=lambda n: (fits(n) is False, -round(tallies[n].score, 6), order.index(n))
     )
+    code = {
+        n: printed_code(n, defaults[n], sparse_gradients=profile.sparse_gradients) for n in order
+    }
     candidates = tuple(
         Candidate(
             optimizer=name,
             score=round(tallies[name].score, 6),
             reasons=tallies[name].explained(),
             search_space=MappingProxyType(dict(tallies[name].space)),
-            torch=torch_line(name, defaults[name]),
+            torch=code[name][0],
             hyperparameters=MappingProxyType(OPTIMIZERS[name].resolve(defaults[name])),
             rank=i + 1,
             memory_bytes=None
             if profile.params is None
             else OPTIMIZERS[name].memory_bytes(profile.params),
             fits_memory=fits(name),
+            sparse=code[name][1],
         )
         for i, name in enumerate(ranked)
     )

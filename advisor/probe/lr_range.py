@@ -39,8 +39,9 @@ import numpy as np
 from advisor.core.devices import resolve_device
 from advisor.core.errors import InvalidValueError
 from advisor.data.datasets import as_dataset
-from advisor.knowledge.optimizers import Range, create_optimizer, get_optimizer_info, torch_line
-from advisor.knowledge.recommender import Reason
+from advisor.knowledge.optimizers import Range, get_optimizer_info
+from advisor.knowledge.recommender import Reason, printed_code
+from advisor.knowledge.sparse import build_optimizers
 from advisor.train import MemberConfig, Population
 from advisor.train.batches import minibatches
 from advisor.train.model_ref import build, resolve_model_arg, seeded
@@ -308,18 +309,21 @@ def _run_module(
     device = ds.x_train.device
     model = build(factory, ds, seed).to(device)
     model.train()
-    optimizer = create_optimizer(name, model.parameters(), {"lr": lrs[0]})
+    # sparse embeddings: the optimizers the printed code builds (SparseAdam for the tables, ...)
+    optimizers = build_optimizers(model, name, {"lr": lrs[0]})
     with seeded(seed, device):  # dropout masks from the seed; the caller's RNG untouched
         for step, idx in enumerate(batches):
-            for group in optimizer.param_groups:
-                group["lr"] = lrs[step]
+            for optimizer in optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = lrs[step]
+                optimizer.zero_grad(set_to_none=True)
             idx = idx.to(device)
-            optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(ds.x_train[idx]), ds.y_train[idx])
             if not curve.add(lrs[step], float(loss.detach())):
                 return
             loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
+            for optimizer in optimizers:
+                optimizer.step()
 
 
 def probe_ranges(
@@ -402,6 +406,7 @@ def apply_lr_range(
         hp = dict(c.hyperparameters)
         lr = r.suggested_lr if r.suggested_lr is not None else hp["lr"]
         hp["lr"] = float(f"{min(max(lr, new.low), new.high):.4g}")
+        code, setup = printed_code(c.optimizer, hp, sparse_gradients=c.sparse is not None)
         before = c.search_space["lr"]
         reason = Reason(
             "lr-range-test",
@@ -415,7 +420,8 @@ def apply_lr_range(
                 c,
                 search_space=MappingProxyType({**c.search_space, "lr": new}),
                 hyperparameters=MappingProxyType(hp),
-                torch=torch_line(c.optimizer, hp),
+                torch=code,
+                sparse=setup,
                 reasons=(*c.reasons, reason),
             )
         )

@@ -2,7 +2,10 @@
 
 :func:`profile_model` measures, on the training device:
 
-- **params** — trainable parameters; **memory** — the device's memory, and for every
+- **params** — trainable parameters; **sparse_gradients** — whether an ``nn.Embedding`` or
+  ``nn.EmbeddingBag`` has ``sparse=True`` (then the step time, and the LR range test, use
+  the optimizers each candidate's printed code builds: :mod:`advisor.knowledge.sparse`);
+  **memory** — the device's memory, and for every
   registered optimizer the training memory of weights + gradients + its state (registry
   ``memory_bytes``) and whether it fits;
 - **samples** — training examples; **domain** — ``vision`` for the built-in image sets;
@@ -49,9 +52,10 @@ from advisor.core.devices import device_memory_bytes, resolve_device
 from advisor.core.errors import InvalidValueError, TrainingError
 from advisor.core.units import format_duration, parse_duration
 from advisor.data.datasets import as_dataset
-from advisor.knowledge.optimizers import OPTIMIZERS, create_optimizer
+from advisor.knowledge.optimizers import OPTIMIZERS
 from advisor.knowledge.profile import FIELDS, Profile
 from advisor.knowledge.rules import load_rules
+from advisor.knowledge.sparse import build_optimizers, sparse_embeddings
 from advisor.probe.convexity import convexity_of
 from advisor.train import MemberConfig, Population, default_population
 from advisor.train.batches import minibatches, steps_per_epoch
@@ -222,12 +226,7 @@ def _gradient_stats(
             sub = idx[i * b_small : (i + 1) * b_small]
             model.zero_grad(set_to_none=True)
             F.cross_entropy(model(x_all[sub]), y_all[sub]).backward()  # type: ignore[no-untyped-call]
-            g = torch.cat(
-                [
-                    (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).double()
-                    for p in params
-                ]
-            )
+            g = torch.cat([_dense_grad(p).reshape(-1).double() for p in params])
             small += float(g.square().sum())
             total += g
         big = total / parts  # [P] the gradient of the whole batch of parts * b_small rows
@@ -257,6 +256,15 @@ def _gradient_stats(
             "trace_sigma": (e_small - e_big) / (1.0 / b_small - 1.0 / b_big),
         }
     return _GradientStats(norms, quantities, noise)
+
+
+def _dense_grad(p: torch.nn.Parameter) -> torch.Tensor:
+    """``p``'s gradient as a dense tensor (zeros when it has none; sparse embeddings' made dense)."""
+    import torch
+
+    if p.grad is None:
+        return torch.zeros_like(p)
+    return p.grad.to_dense() if p.grad.is_sparse else p.grad
 
 
 def classify_gradients(quantities: Mapping[str, float]) -> tuple[str, str]:
@@ -291,18 +299,21 @@ def _sync(device: torch.device) -> None:
 
 
 def _step_time(model: nn.Module, data: Dataset, batch_size: int, reps: int = 10) -> float:
-    """Median seconds of one training step (forward, backward, Adam update) at ``batch_size``."""
+    """Median seconds of one training step (forward, backward, Adam update) at ``batch_size``;
+    sparse embeddings are updated as Adam's printed code for them says (SparseAdam)."""
     import torch.nn.functional as F
 
     device = data.x_train.device
     x, y = data.x_train[:batch_size], data.y_train[:batch_size]
-    optimizer = create_optimizer(TIMED_OPTIMIZER, model.parameters())
+    optimizers = build_optimizers(model, TIMED_OPTIMIZER)
     times = []
     for _ in range(reps + 2):
         t0 = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
+        for optimizer in optimizers:
+            optimizer.step()
         _sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times[2:])
@@ -345,6 +356,7 @@ _SOURCES = {
     "trials": "measured",
     "device": "measured",
     "domain": "dataset",
+    "sparse_gradients": "measured",
     "batch_size": "given",
     "budget": "given",
 }
@@ -387,6 +399,7 @@ class MeasuredProfile:
     budget: float | None
     trials: int | None
     domain: str
+    sparse_gradients: bool = False
 
     @property
     def trial_s(self) -> float:
@@ -408,6 +421,7 @@ class MeasuredProfile:
             "gradients": self.gradients,
             "trials": self.trials,
             "domain": self.domain,
+            "sparse_gradients": self.sparse_gradients,
         }
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return Profile.from_dict(values)
@@ -623,6 +637,7 @@ def profile_model(
     ds = as_dataset(data, seed, data_dir).to(dev)
     net = build(factory, ds, seed).to(dev)
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    sparse = bool(sparse_embeddings(net))
     convexity, convexity_reason = convexity_of(net)
     with seeded(seed, dev):  # dropout draws from the global generator: fork it
         stats = _gradient_stats(net, ds, batch_size, batches, seed)
@@ -673,4 +688,5 @@ def profile_model(
         budget=budget_s,
         trials=trials,
         domain="vision" if ds.name in _VISION else "unknown",
+        sparse_gradients=sparse,
     )
