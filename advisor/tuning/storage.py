@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advisor.core.errors import StorageError
-from advisor.tuning import schema
+from advisor.tuning import journal, schema
 
 if TYPE_CHECKING:
     import optuna
@@ -41,47 +41,6 @@ def mask_url(url: str | None) -> str | None:
     return _PASSWORD.sub(r"\g<head>***\g<at>", url)
 
 
-class _FlockLock:
-    """A journal-file lock held with ``flock``: the kernel releases it when its process dies.
-
-    Optuna's default symlink lock survives a SIGKILL and then blocks every other worker
-    for its 30 s grace period (and may be broken while a slow writer still holds it).
-    """
-
-    def __init__(self, path: str) -> None:
-        self._path = path + ".flock"
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        import fcntl
-
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        import fcntl
-
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
-def _journal_lock(path: str) -> Any:
-    """The flock lock where the OS has ``flock`` (it duck-types Optuna's lock interface)."""
-    try:
-        import fcntl  # noqa: F401  (POSIX only)
-    except ImportError:
-        return None  # Optuna's default lock
-    return _FlockLock(path)
-
-
 def worker_id() -> str:
     """``host:pid:random`` — unique per process, and tells whether the process is still alive."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -94,8 +53,6 @@ def open_storage(url: str | None, default_path: Path) -> tuple[Any, str]:
     ``journal:PATH`` or a path ending in ``.journal`` → a journal file there; anything else is
     handed to Optuna's RDB storage (``sqlite:///f.db``, ``postgresql://user:pw@host/db``).
     """
-    import optuna
-    from optuna.storages.journal import JournalFileBackend
 
     if url is None or url.startswith("journal:") or url.endswith(".journal"):
         path = default_path if url is None else Path(url.removeprefix("journal:"))
@@ -108,8 +65,7 @@ def open_storage(url: str | None, default_path: Path) -> tuple[Any, str]:
                 f"cannot write the study file {str(path)!r}: {exc.strerror or exc}. "
                 "Choose a writable folder with --out, or pass --storage."
             ) from exc
-        backend = JournalFileBackend(str(path), lock_obj=_journal_lock(str(path)))
-        return optuna.storages.JournalStorage(backend), f"journal:{path}"
+        return _journal_storage(path), f"journal:{path}"
     display = mask_url(url) or ""
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith(("postgresql", "postgres")):
@@ -130,6 +86,24 @@ def open_storage(url: str | None, default_path: Path) -> tuple[Any, str]:
             "Check the host, port, user, password and database name in --storage."
         ) from exc
     return storage, display
+
+
+def _journal_storage(path: Path) -> Any:
+    """The journal at ``path``, its torn or garbled tail repaired first (:mod:`.journal`)."""
+    import optuna
+
+    try:
+        journal.repair_tail(path)
+        return optuna.storages.JournalStorage(journal.journal_backend(path))
+    except OSError as exc:
+        raise StorageError(
+            f"cannot read the study file {str(path)!r}: {exc.strerror or exc}. "
+            "Check its permissions, or pass another --out or --storage."
+        ) from exc
+    except ValueError:  # a damaged record before the last one: Optuna cannot replay past it
+        if not journal.repair_all(path):
+            raise
+    return optuna.storages.JournalStorage(journal.journal_backend(path))
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> Any:
