@@ -7,6 +7,7 @@ and a heartbeat timestamp, and a starting worker fails the trials of dead worker
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advisor.core.errors import StorageError
-from advisor.tuning import journal, schema
+from advisor.tuning import journal, reconnect, schema
 
 if TYPE_CHECKING:
     import optuna
@@ -41,6 +42,17 @@ def mask_url(url: str | None) -> str | None:
     return _PASSWORD.sub(r"\g<head>***\g<at>", url)
 
 
+def _password(url: str) -> str | None:
+    m = _PASSWORD.search(url)
+    return m.group("pw") if m and m.group("pw") else None
+
+
+def _mask_text(text: str, *, password: str | None) -> str:
+    """``text`` with any URL password masked, and the password itself wherever it appears."""
+    text = mask_url(text) or ""
+    return text.replace(password, "***") if password else text
+
+
 def worker_id() -> str:
     """``host:pid:random`` — unique per process, and tells whether the process is still alive."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -51,8 +63,10 @@ def open_storage(url: str | None, default_path: Path) -> tuple[Any, str]:
 
     ``url`` None → a journal file at ``default_path`` (safe for several local processes);
     ``journal:PATH`` or a path ending in ``.journal`` → a journal file there; anything else is
-    handed to Optuna's RDB storage (``sqlite:///f.db``, ``postgresql://user:pw@host/db``).
+    handed to Optuna's RDB storage (``sqlite:///f.db``, ``postgresql://user:pw@host/db``),
+    whose calls outlive a database restart (:mod:`advisor.tuning.reconnect`).
     """
+    import optuna
 
     if url is None or url.startswith("journal:") or url.endswith(".journal"):
         path = default_path if url is None else Path(url.removeprefix("journal:"))
@@ -72,6 +86,7 @@ def open_storage(url: str | None, default_path: Path) -> tuple[Any, str]:
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
         if url.startswith("postgres://"):
             url = "postgresql://" + url.removeprefix("postgres://")
+    retry_s = reconnect.retry_seconds()
     try:
         storage = _rdb_storage(url, engine_kwargs)
     except ImportError as exc:
@@ -85,7 +100,9 @@ def open_storage(url: str | None, default_path: Path) -> tuple[Any, str]:
             f"cannot open the storage {display}: {mask_url(reason)}. "
             "Check the host, port, user, password and database name in --storage."
         ) from exc
-    return storage, display
+    cached = optuna.storages.get_storage(storage)  # Optuna's cache of finished trials
+    masked = functools.partial(_mask_text, password=_password(url))
+    return reconnect.RetryingStorage(cached, display, retry_s=retry_s, mask=masked), display
 
 
 def _journal_storage(path: Path) -> Any:
@@ -166,12 +183,15 @@ def fail_and_requeue(
     return True
 
 
-def fail_stale_trials(study: optuna.Study, *, grace_s: float = DEFAULT_GRACE_S) -> list[int]:
+def fail_stale_trials(
+    study: optuna.Study, *, grace_s: float = DEFAULT_GRACE_S, retry: bool = True
+) -> list[int]:
     """Fail RUNNING trials whose worker is gone; return their numbers.
 
     A trial is stale when its worker ran on this host and the process no longer exists, or
-    when its heartbeat is older than ``grace_s``. Their parameters are queued again (once),
-    so an interrupted trial is retried rather than lost.
+    when its heartbeat is older than ``grace_s``. With ``retry``, their parameters are queued
+    again (once), so an interrupted trial is retried rather than lost; without, the caller
+    queues what is still needed itself (the finalist stage does).
     """
     from optuna.trial import TrialState
 
@@ -184,7 +204,8 @@ def fail_stale_trials(study: optuna.Study, *, grace_s: float = DEFAULT_GRACE_S) 
         alive = _pid_alive(worker) if isinstance(worker, str) else None
         orphan = worker is None and now - started > min(NO_OWNER_GRACE_S, grace_s)
         stale = alive is False or orphan or (alive is None and now - beat > grace_s)
-        retry = schema.RETRY_OF not in t.user_attrs  # a retry that dies again is not retried
-        if stale and fail_and_requeue(study, t, "its worker stopped", retry=retry):
+        # a retry that dies again is not retried
+        again = retry and schema.RETRY_OF not in t.user_attrs
+        if stale and fail_and_requeue(study, t, "its worker stopped", retry=again):
             failed.append(t.number)
     return failed
