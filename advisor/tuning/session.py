@@ -35,6 +35,7 @@ from advisor.tuning.outputs import write_report
 from advisor.tuning.progress import Progress, search_line
 from advisor.tuning.readback import build_result, count_trials
 from advisor.tuning.result import TuneResult
+from advisor.tuning.sampler import make_sampler
 from advisor.tuning.schema import StudySettings
 from advisor.tuning.search import (
     MIN_RESOURCE,
@@ -43,7 +44,6 @@ from advisor.tuning.search import (
     best_value,
     finished_trials,
     make_pruner,
-    make_sampler,
     run_batch,
 )
 from advisor.tuning.space import SearchSpace, build_space, space_from_dict
@@ -207,8 +207,6 @@ class Session:
             sampler=make_sampler(self.sampler_seed, n_startup, self.worker),
             pruner=make_pruner(),
         )
-        for params in space.initial_design(n_startup, c.seed):
-            search.enqueue_trial(params)
         ds = self.data
         settings = StudySettings(
             dataset=c.dataset_name,
@@ -241,7 +239,11 @@ class Session:
             advice=tuple(a.to_dict() for a in rec.advice),
             profile=profile.to_dict(),
         )
-        schema.write_settings(search, settings)  # last: its presence means "ready"
+        # at once: its presence means "ready", and a creator killed right after create_study
+        # must not leave a study that every other worker waits for in vain
+        schema.write_settings(search, settings)
+        for params in space.initial_design(n_startup, c.seed):
+            search.enqueue_trial(params)
         return search, space, settings
 
     def _space(self, rec: Recommendation, chosen: list[str], expected: int) -> SearchSpace:
