@@ -15,12 +15,12 @@ import os
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from advisor.core.errors import StorageUnavailableError
 from advisor.train import MemberConfig
 from advisor.tuning import schema
 from advisor.tuning.storage import fail_and_requeue, touch_heartbeat
@@ -50,55 +50,6 @@ def make_pruner() -> optuna.pruners.BasePruner:
     return optuna.pruners.SuccessiveHalvingPruner(
         min_resource=MIN_RESOURCE, reduction_factor=REDUCTION_FACTOR
     )
-
-
-def make_sampler(
-    seed: int, n_startup: int, worker: str | None = None
-) -> optuna.samplers.BaseSampler:
-    """TPE for conditional spaces and batches; with ``worker``, every new trial is stamped
-    with its owner the moment it is created (so a killed worker's trials are found stale)."""
-
-    import optuna
-
-    with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna 4 and 5
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        tpe = optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=max(n_startup, 1),
-            multivariate=True,
-            group=True,
-            constant_liar=True,
-        )
-    return tpe if worker is None else _owned(tpe, worker)
-
-
-def _owned(inner: optuna.samplers.BaseSampler, worker: str) -> optuna.samplers.BaseSampler:
-    import optuna
-
-    class OwnedSampler(optuna.samplers.BaseSampler):
-        """Delegates to ``inner``; stamps each new trial with the worker and a heartbeat."""
-
-        def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
-            return inner.infer_relative_search_space(study, trial)
-
-        def sample_relative(self, study: Any, trial: Any, search_space: Any) -> Any:
-            return inner.sample_relative(study, trial, search_space)
-
-        def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
-            return inner.sample_independent(study, trial, name, dist)
-
-        def before_trial(self, study: Any, trial: Any) -> None:
-            study._storage.set_trial_user_attr(trial._trial_id, schema.WORKER, worker)
-            touch_heartbeat(study, trial._trial_id)
-            inner.before_trial(study, trial)
-
-        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-            inner.after_trial(study, trial, state, values)
-
-        def reseed_rng(self) -> None:
-            inner.reseed_rng()
-
-    return OwnedSampler()
 
 
 @dataclass
@@ -165,6 +116,8 @@ def run_batch(
                     MemberConfig(optimizer, hp, schedule, init_seed=seed, key=trial.number)
                 )
         results = train(configs, data, epochs=epochs, data_seed=seed, on_epoch=on_epoch)
+    except StorageUnavailableError:
+        raise  # nothing can be written; the next worker's stale check fails these trials
     except BaseException as exc:  # Ctrl-C or a crash: keep the study consistent, then re-raise
         reason = (
             "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"

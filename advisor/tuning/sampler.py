@@ -1,0 +1,152 @@
+"""The search's sampler: Optuna's TPE, stamping each trial with its worker, over a bounded history.
+
+TPE's time per trial grows with the trials it reads (about 60 µs per trial per suggestion
+here: over a second at 20,000 trials, for each trial of each batch). It is therefore shown
+the study through :class:`History`: every running or waiting trial (the constant liar needs
+them), the :data:`BEST` best complete trials (its "good" density is built from the best
+``min(25, 10 %)`` trials, so these are exactly the ones it would use) and the
+:data:`RECENT` most recent finished ones (its "bad" density, where TPE's own weights already
+favour recent trials). A study smaller than that is shown whole, unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import warnings
+from collections.abc import Container
+from typing import TYPE_CHECKING, Any
+
+from advisor.tuning import schema
+from advisor.tuning.storage import touch_heartbeat
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+#: Finished trials TPE sees at most: the best complete ones and the most recent ones.
+BEST = 100
+RECENT = 1000
+
+
+def make_sampler(
+    seed: int, n_startup: int, worker: str | None = None
+) -> optuna.samplers.BaseSampler:
+    """TPE for conditional spaces and batches, over a bounded history (:class:`History`); with
+    ``worker``, every new trial is stamped with its owner the moment it is created (so a
+    killed worker's trials are found stale)."""
+
+    import optuna
+
+    with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna 4 and 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        tpe = optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=max(n_startup, 1),
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+        )
+    return _wrapped(tpe, worker)
+
+
+def bounded_history(
+    trials: list[FrozenTrial], maximize: bool, *, best: int | None = None, recent: int | None = None
+) -> list[FrozenTrial]:
+    """What TPE is shown of ``trials`` (sorted by number): all of them when there are few,
+    else every unfinished trial, the ``best`` best complete ones and the ``recent`` most
+    recent finished ones, in number order (defaults: :data:`BEST`, :data:`RECENT`).
+
+    >>> import optuna
+    >>> ts = [optuna.trial.create_trial(value=float(i % 7)) for i in range(50)]
+    >>> for i, t in enumerate(ts):
+    ...     t.number = i
+    >>> [t.number for t in bounded_history(ts, True, best=2, recent=3)]
+    [6, 13, 47, 48, 49]
+    """
+    from optuna.trial import TrialState
+
+    best = BEST if best is None else best
+    recent = RECENT if recent is None else recent
+    finished = [t for t in trials if t.state.is_finished()]
+    if len(finished) <= best + recent:
+        return trials
+    complete = [t for t in finished if t.state == TrialState.COMPLETE and t.value is not None]
+    sign = -1.0 if maximize else 1.0
+    top = heapq.nsmallest(best, complete, key=lambda t: (sign * float(t.value or 0.0), t.number))
+    keep = {t.number for t in top} | {t.number for t in finished[-recent:]}
+    return [t for t in trials if not t.state.is_finished() or t.number in keep]
+
+
+class History:
+    """A study as the sampler sees it: every attribute is the study's, but its trials are
+    :func:`bounded_history`. Built once per new trial."""
+
+    def __init__(self, study: Any) -> None:
+        from optuna.study import StudyDirection
+
+        self._study = study
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        everything = study._get_trials(deepcopy=False, use_cache=False)
+        self._trials = bounded_history(everything, maximize)
+        self.size = len(self._trials)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _get_trials(
+        self,
+        deepcopy: bool = True,
+        states: Container[Any] | None = None,
+        use_cache: bool = False,
+    ) -> list[FrozenTrial]:
+        found = [t for t in self._trials if states is None or t.state in states]
+        return copy.deepcopy(found) if deepcopy else found
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[Any] | None = None
+    ) -> list[FrozenTrial]:
+        return self._get_trials(deepcopy=deepcopy, states=states)
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()
+
+
+def _wrapped(inner: optuna.samplers.BaseSampler, worker: str | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    class BoundedOwnedSampler(optuna.samplers.BaseSampler):
+        """Delegates to ``inner`` over a :class:`History`; stamps each new trial with the
+        worker and a heartbeat."""
+
+        def __init__(self) -> None:
+            self.history: tuple[int, History] | None = None  # (trial id, its view)
+
+        def _view(self, study: Any, trial: Any) -> Any:  # a History, which Optuna types as Study
+            if self.history is None or self.history[0] != trial._trial_id:
+                self.history = (trial._trial_id, History(study))
+            return self.history[1]
+
+        def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
+            return inner.infer_relative_search_space(self._view(study, trial), trial)
+
+        def sample_relative(self, study: Any, trial: Any, search_space: Any) -> Any:
+            return inner.sample_relative(self._view(study, trial), trial, search_space)
+
+        def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+            return inner.sample_independent(self._view(study, trial), trial, name, dist)
+
+        def before_trial(self, study: Any, trial: Any) -> None:
+            if worker is not None:
+                study._storage.set_trial_user_attr(trial._trial_id, schema.WORKER, worker)
+                touch_heartbeat(study, trial._trial_id)
+            inner.before_trial(study, trial)
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            inner.after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:
+            inner.reseed_rng()
+
+    return BoundedOwnedSampler()
