@@ -18,3 +18,18 @@ def write_keeping_hand_part(path: Path, generated: str) -> None:
 def commands_line(commands: list[str]) -> str:
     """The commands that made a doc's figures, in order: `a` then `b`."""
     return " then ".join(f"`{c}`" for c in commands)
+
+
+def write_between_markers(path: Path, name: str, body: str) -> bool:
+    """Replace what ``path`` holds between ``<!-- name: ... -->`` and ``<!-- /name -->``.
+
+    False (and nothing written) when the markers are missing.
+    """
+    text = path.read_text()
+    start = text.find(f"<!-- {name}:")
+    end = text.find(f"<!-- /{name} -->")
+    if start == -1 or end == -1:
+        return False
+    start_line_end = text.index("-->", start) + 3
+    path.write_text(text[:start_line_end] + "\n" + body.strip("\n") + "\n" + text[end:])
+    return True
