@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     text = summary(figures)
     print(json.dumps(figures, indent=2) if args.json else text)
     if args.doc:
-        shown = [a for a in argv if not a.startswith("postgresql")]
+        shown = [a for a in argv if a != "--json" and not a.startswith("postgresql")]
         write_between_markers(
             DOC,
             MARKER,
