@@ -13,7 +13,9 @@ every append, so that a torn record is never followed by another one:
 - a garbled line that ends with a complete record keeps that record;
 - anything else at the end is cut (and appended to ``<file>.damaged``, for the curious).
 
-Each repair prints one warning line on stderr. Only the damaged tail is touched: every record
+Each repair prints one warning line on stderr. A write that fails (a full disk) raises
+:class:`~advisor.core.errors.StorageUnavailableError` (exit code 3); what it tore is repaired
+on the next open. Only the damaged tail is touched: every record
 before it, and so every finished trial, stays as it was. A damaged record *before* the last
 one (which this backend never writes) is salvaged the same way when it ends with a complete
 record, and otherwise stops the open with a :class:`~advisor.core.errors.StorageError`
@@ -40,7 +42,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from advisor.core.errors import StorageError
+from advisor.core.errors import StorageError, StorageUnavailableError
 
 #: How every record of Optuna's journal begins (``json.dumps(..., separators=(",", ":"))``).
 RECORD_START = b'{"op_code":'
@@ -294,12 +296,19 @@ def journal_backend(path: str | Path) -> Any:
     class RepairingJournalFileBackend(JournalFileBackend):  # type: ignore[misc]
         def append_logs(self, logs: list[dict[str, Any]]) -> None:
             text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-            with locked(lock), open(file_path, "r+b") as f:
-                done = _repair_tail_of(f, file_path)
-                f.seek(0, os.SEEK_END)
-                f.write(text.encode("utf-8"))
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                with locked(lock), open(file_path, "r+b") as f:
+                    done = _repair_tail_of(f, file_path)
+                    f.seek(0, os.SEEK_END)
+                    f.write(text.encode("utf-8"))
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as exc:  # a full disk, a read-only or vanished mount
+                raise StorageUnavailableError(
+                    f"cannot write the study file {file_path}: {exc.strerror or exc}. Finished "
+                    "trials are saved in it: free some space (or fix the mount) and rerun the "
+                    "same command."
+                ) from exc
             if done:
                 _stderr(_warning(file_path, done))
 

@@ -1,5 +1,6 @@
 """A full or read-only ``--out`` while the report is written: one line, exit 2, study intact,
-and ``advisor report`` rebuilds the report later. Real filesystems: small tmpfs mounts."""
+and ``advisor report`` rebuilds the report later; a full disk under the study file: one line,
+exit 3, and the rerun continues. Real filesystems: small tmpfs mounts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -30,18 +31,31 @@ def _mount(target: Path, options: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_fs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A 32 KiB tmpfs: room for the write check, result.json and report.md, not the figures."""
-    target = tmp_path_factory.mktemp("tiny-fs")
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs to fill up needs root")
-    try:
-        _mount(target, "size=32k,mode=0755")
-    except (OSError, subprocess.CalledProcessError) as exc:
-        reason = getattr(exc, "stderr", "") or str(exc)
-        pytest.skip(f"this machine does not allow mounting a tmpfs: {reason.strip()}")
-    yield target
-    subprocess.run(["umount", "-l", str(target)], capture_output=True)
+def tmpfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Path]]:
+    """Mount a tmpfs of the given size (``"32k"``) in a new folder; unmounted at the end."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        target = tmp_path_factory.mktemp(f"tmpfs-{size}")
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs to fill up needs root")
+        try:
+            _mount(target, f"size={size},mode=0755")
+        except (OSError, subprocess.CalledProcessError) as exc:
+            reason = getattr(exc, "stderr", "") or str(exc)
+            pytest.skip(f"this machine does not allow mounting a tmpfs: {reason.strip()}")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in mounted:
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_fs(tmpfs: Callable[[str], Path]) -> Path:
+    """32 KiB: room for the write check, result.json and report.md, not the figures."""
+    return tmpfs("32k")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -114,3 +128,45 @@ def test_a_read_only_out_folder_then_the_report_is_rebuilt(
     written = json.loads((tiny_fs / "result.json").read_text())
     assert written["recommendation"] == json.loads(res.stdout)["recommendation"]
     assert _study_state(journal) == before
+
+
+def _tune_into(out: Path) -> list[str]:
+    return [
+        "tune",
+        *("--study", "filled", "--out", str(out), "--trials", "48", "--epochs", "2"),
+        *("--population", "4", "--seeds", "2", "--finalists", "1", "--optimizers", "adam"),
+        *("--device", "cpu", "--threads", "1", "--quiet", "--format", "json"),
+    ]
+
+
+def test_a_full_disk_under_the_study_file_is_exit_3_and_the_rerun_continues(
+    tmpfs: Callable[[str], Path],
+) -> None:
+    out = tmpfs("1m")
+    free = os.statvfs(out).f_bavail * os.statvfs(out).f_frsize
+    filler = out / "filler"
+    filler.write_bytes(b"\0" * (free - 96 * 1024))  # the study file gets about 96 KiB
+    res = _run(*_tune_into(out))
+    assert res.returncode == 3, res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert "cannot write the study file" in res.stderr and "No space left on device" in res.stderr
+
+    filler.unlink()  # room again
+    journal = out / "studies.journal"
+    storage, _ = open_storage(None, journal)
+    before = {
+        t.number: t.value
+        for t in optuna.load_study(study_name="filled", storage=storage).get_trials()
+        if t.state == TrialState.COMPLETE
+    }
+    assert before  # it got far enough to finish trials
+    rerun = _run(*_tune_into(out))
+    assert rerun.returncode == 0, rerun.stderr
+    storage, _ = open_storage(None, journal)
+    after = {
+        t.number: t.value
+        for t in optuna.load_study(study_name="filled", storage=storage).get_trials()
+        if t.state == TrialState.COMPLETE
+    }
+    assert {n: after.get(n) for n in before} == before
+    assert json.loads(rerun.stdout)["trials"]["running"] == 0
