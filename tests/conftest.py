@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,18 +14,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL URL: ``$ADVISOR_TEST_POSTGRES_URL`` (CI starts one), else a throwaway cluster.
-
-    Outside CI the tests skip, with the reason, when no server can be started here; in CI
-    (``CI=true``) a missing server fails them.
-    """
-    url = os.environ.get("ADVISOR_TEST_POSTGRES_URL")
-    if url:
-        yield url
-        return
-    env = dict(os.environ, ADVISOR_PG_DIR="/tmp/advisor-pg-tests", ADVISOR_PG_PORT="55433")
+def postgres_up(pg_dir: str, port: int) -> str:
+    """Start a throwaway PostgreSQL cluster (``.ci/postgres-up``) in ``pg_dir`` on ``port``;
+    return its URL. Outside CI the test skips, with the reason, when no server can be
+    started here; in CI (``CI=true``) it fails."""
+    env = dict(os.environ, ADVISOR_PG_DIR=pg_dir, ADVISOR_PG_PORT=str(port))
     try:
         out = subprocess.run(
             ["bash", str(ROOT / ".ci" / "postgres-up")],
@@ -44,8 +39,65 @@ def postgres_url() -> Iterator[str]:
         pytest.skip(
             f"no PostgreSQL server: set ADVISOR_TEST_POSTGRES_URL or install postgresql ({reason})"
         )
-    yield line.split("=", 1)[1]
+    return line.split("=", 1)[1]
+
+
+def postgres_down(pg_dir: str) -> None:
+    env = dict(os.environ, ADVISOR_PG_DIR=pg_dir)
     subprocess.run(["bash", str(ROOT / ".ci" / "postgres-down")], env=env, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL: ``$ADVISOR_TEST_POSTGRES_URL`` (CI starts one), else a throwaway cluster."""
+    url = os.environ.get("ADVISOR_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    pg_dir = "/tmp/advisor-pg-tests"
+    yield postgres_up(pg_dir, 55433)
+    postgres_down(pg_dir)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A throwaway PostgreSQL cluster a test may stop and restart (``pg_ctl``, as its owner)."""
+
+    url: str
+    pg_dir: str
+
+    def _pg_ctl(self, *args: str) -> None:
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+        cmd = " ".join([str(bins[-1] / "pg_ctl"), "-D", self.pg_dir, "-w", *args])
+        subprocess.run(
+            ["su", "postgres", "-s", "/bin/sh", "-c", cmd],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def stop(self) -> None:
+        self._pg_ctl("-m", "fast", "stop")
+
+    def start(self) -> None:
+        # restart starts a stopped server with the options of its first start (postmaster.opts)
+        self._pg_ctl("-l", f"{self.pg_dir}/server.log", "restart")
+
+    def restart(self) -> None:
+        self._pg_ctl("-m", "fast", "-l", f"{self.pg_dir}/server.log", "restart")
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[Cluster]:
+    """A PostgreSQL cluster of the test's own, on a free port: stopping or restarting it does
+    not disturb the shared server other tests use."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pg_dir = f"/tmp/advisor-pg-own-{os.getpid()}-{port}"
+    url = postgres_up(pg_dir, port)
+    yield Cluster(url, pg_dir)
+    postgres_down(pg_dir)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from advisor.tuning.schema import FINAL_SUFFIX, WORKER
+from advisor.tuning.schema import FINAL_SUFFIX, SEED, WORKER
 from advisor.tuning.storage import open_storage
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -93,7 +93,8 @@ def test_three_workers_share_one_study(postgres_url: str, tmp_path: Path) -> Non
         assert password not in json.dumps(r)
     # the finalist stage ran once: one trial per seed, no seed twice
     final = optuna.load_study(study_name=study + FINAL_SUFFIX, storage=storage)
-    seeds = [t.user_attrs["advisor_seed"] for t in final.get_trials(states=(TrialState.COMPLETE,))]
+    done = final.get_trials(states=(TrialState.COMPLETE,))
+    seeds = [t.user_attrs[SEED] for t in done if SEED in t.user_attrs]
     assert sorted(seeds) == sorted(set(seeds)) and len(seeds) == 3
     for i in range(3):
         for name in ("result.json", "report.md"):

@@ -1,13 +1,13 @@
-"""The search's sampler: TPE with a bounded history, steered away from optimizers over budget."""
+"""The search's sampler steered away from optimizers over their budget share."""
 
 from __future__ import annotations
 
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
-from optuna.trial import TrialState, create_trial
+from optuna.trial import create_trial
 
 from advisor.tuning import schema
-from advisor.tuning.sampler import HistoryView, make_sampler
+from advisor.tuning.sampler import make_sampler
 
 
 def _study_where_lbfgs_wins(n: int = 30) -> optuna.Study:
@@ -47,19 +47,3 @@ def test_tpe_follows_the_better_optimizer_unless_it_is_to_be_avoided() -> None:
     assert _optimizers_asked(steered, 10) == ["adam"] * 10
     # every sampled trial is stamped with its worker when it is created
     assert all(t.user_attrs[schema.WORKER] == "host:1:a" for t in steered.trials[30:])
-
-
-def test_history_view_keeps_the_best_the_latest_and_the_running() -> None:
-    study = optuna.create_study(direction="minimize")
-    for i in range(12):
-        study.add_trial(create_trial(value=float((i * 7) % 12)))  # a shuffle of 0..11
-    running = study.ask()
-    view = HistoryView(study, history_from=8, best=3, recent=2)
-    kept = view._get_trials(states=None)
-    best = sorted(study.trials[:12], key=lambda t: t.value)[:3]
-    expected = {t.number for t in best} | {10, 11} | {running.number}
-    assert {t.number for t in kept} == expected
-    finished_only = view.get_trials(states=(TrialState.COMPLETE,))
-    assert running.number not in {t.number for t in finished_only}
-    # below the threshold TPE sees everything
-    assert len(HistoryView(study, history_from=100)._get_trials()) == 13

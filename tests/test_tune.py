@@ -16,7 +16,7 @@ from advisor.cli import cli
 from advisor.knowledge.optimizers import get_optimizer_info
 from advisor.probe.lr_range import probe_ranges
 from advisor.tuning.readback import build_result
-from advisor.tuning.schema import FINAL_SUFFIX
+from advisor.tuning.schema import FINAL_SUFFIX, SEED
 from advisor.tuning.storage import open_storage
 
 # small but real: 2 epochs, 2 final seeds, populations of 6
@@ -105,7 +105,8 @@ def test_resume_continues_the_same_study(tuned: tuple[advisor.TuneResult, Path])
     assert sum(more.trials[k] for k in ("complete", "pruned", "diverged", "failed")) == 15
     storage, _ = open_storage(None, out / "studies.journal")
     final = optuna.load_study(study_name="t1" + FINAL_SUFFIX, storage=storage)
-    assert len([t for t in final.trials if t.state == TrialState.COMPLETE]) == 2
+    seeds = [t for t in final.trials if t.state == TrialState.COMPLETE and SEED in t.user_attrs]
+    assert len(seeds) == 2
 
 
 def test_same_seed_gives_the_same_recommendation(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 Every command lives in its own module and is loaded only when used, so ``advisor --help``
 starts without importing torch or optuna. Any :class:`advisor.core.errors.AdvisorError` becomes
-one line on stderr and exit code 2 (a traceback only with ``--debug``).
+one line on stderr and exit code 2 (a traceback only with ``--debug``); a storage that went
+away mid-run (:class:`advisor.core.errors.StorageUnavailableError`) exits 3 instead, so that
+scripts can tell "wait and rerun" from "fix the command".
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import click
 
 from advisor import __version__
-from advisor.core.errors import AdvisorError
+from advisor.core.errors import AdvisorError, StorageUnavailableError
 
 # command name -> "module:attribute"; each module owns one command (or a group)
 _COMMANDS = {
@@ -31,6 +33,12 @@ class UsageFailure(click.ClickException):
     """An AdvisorError shown as one line, exit code 2 (like click's own usage errors)."""
 
     exit_code = 2
+
+
+class StorageGone(click.ClickException):
+    """The storage went away mid-run: one line, exit code 3 (rerun when it is back)."""
+
+    exit_code = 3
 
 
 class AdvisorGroup(click.Group):
@@ -51,6 +59,8 @@ class AdvisorGroup(click.Group):
         except AdvisorError as exc:
             if ctx.params.get("debug"):
                 raise
+            if isinstance(exc, StorageUnavailableError):
+                raise StorageGone(str(exc)) from exc
             raise UsageFailure(str(exc)) from exc
 
 

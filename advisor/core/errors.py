@@ -1,6 +1,7 @@
 """One family of errors. Messages say what was wrong, the value received, and how to fix it.
 
-The CLI turns any :class:`AdvisorError` into one line on stderr and exit code 2.
+The CLI turns any :class:`AdvisorError` into one line on stderr and exit code 2, except
+:class:`StorageUnavailableError` (the database went away mid-run): exit code 3, "rerun later".
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class DataError(AdvisorError):
 
 class StorageError(AdvisorError):
     """An Optuna storage cannot be reached or refuses the study."""
+
+
+class StorageUnavailableError(StorageError):
+    """The storage went away mid-run and did not come back in time (the CLI exits 3)."""
 
 
 class TrainingError(AdvisorError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,18 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_png(plt: Any, fig: Any, path: Path) -> None:
+    """Save ``fig`` as ``path`` all at once (a temporary file renamed: a full disk leaves the
+    previous figure, never half a new one) and close it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fig.savefig(tmp, dpi=110, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
 
 
 def write_plots(result: TuneResult, out_dir: Path) -> list[Path]:
@@ -68,8 +81,7 @@ def plot_lr_vs_accuracy(study: Any, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(plt, fig, path)
     return path
 
 
@@ -94,8 +106,7 @@ def plot_learning_curves(result: TuneResult, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(plt, fig, path)
     return path
 
 
@@ -120,8 +131,7 @@ def plot_finalists(result: TuneResult, path: Path) -> Path:
     ax.set_title("Finalists against the default Adam(lr=1e-3)")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(plt, fig, path)
     return path
 
 
@@ -158,8 +168,7 @@ def plot_importance(study: Any, result: TuneResult, path: Path) -> Path:
         ax.set_axis_off()
     ax.set_title(f"Hyperparameter importance for {opt}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(plt, fig, path)
     return path
 
 

@@ -100,10 +100,11 @@ def build_result(
         ) from exc
     specs = schema.read_finalists(final) or []
     complete = final.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    runs = sorted(
-        (run for t in complete if (run := schema.read_seed_run(t)) is not None),
-        key=lambda r: r.seed,
-    )
+    by_seed: dict[int, SeedRun] = {}
+    for t in complete:  # by number: a seed told twice counts once (the finalist stage prevents it)
+        if (run := schema.read_seed_run(t)) is not None:
+            by_seed.setdefault(run.seed, run)
+    runs = [by_seed[s] for s in sorted(by_seed)]
     if not specs or not runs:
         raise AdvisorError(
             f"the finalist stage of study {study_name!r} has not finished. " + unfinished

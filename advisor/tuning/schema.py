@@ -21,8 +21,10 @@ The finalist study ``S.final`` (:data:`FINAL_SUFFIX`):
 - study attribute :data:`FINAL_PLAN`: ``{"seeds": n, "reason": ...}`` when the stage runs
   fewer seeds than asked, to keep the budget;
 - study attribute ``advisor_spend:<worker>``: :class:`Spend` (``finals_s``);
-- trial attributes :data:`SEED` (the seed that trial runs) and :data:`RESULTS`
-  (:class:`SeedRun`: every finalist's curve and test accuracy on that seed).
+- trial attributes :data:`TASK` (``setup``: the trial that chooses the finalists) or
+  :data:`SEED` (the seed that trial runs) and :data:`RESULTS` (:class:`SeedRun`: every
+  finalist's curve and test accuracy on that seed); :data:`WORKER`, :data:`HEARTBEAT`, and
+  :data:`STATUS` ``duplicate`` for a second copy of a task, failed without running.
 
 >>> s = StudySettings(dataset="mnist-5k", epochs=5, batch_size=128)
 >>> StudySettings.from_dict(s.to_dict()) == s
@@ -59,14 +61,19 @@ STATUS = "advisor_status"
 REASON = "advisor_reason"
 RETRY_OF = "advisor_retry_of"
 SEED = "advisor_seed"
+TASK = "advisor_task"
 RESULTS = "advisor_results"
 #: Trial attributes copied to the retry of an interrupted trial (what identifies its work).
-RETRY_ATTRS = (SEED,)
+RETRY_ATTRS = (SEED, TASK)
+
+# values of TASK
+SETUP_TASK = "setup"
 
 # values of STATUS
 DIVERGED = "diverged"
 PRUNED = "pruned"
 INTERRUPTED = "interrupted"
+DUPLICATE = "duplicate"
 
 #: The label of the default configuration run beside the finalists.
 BASELINE_LABEL = "baseline"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from advisor.core.errors import StorageUnavailableError
 from advisor.train import MemberConfig
 from advisor.tuning import schema
 from advisor.tuning.storage import fail_and_requeue, touch_heartbeat
@@ -175,6 +176,8 @@ def run_batch(
                     MemberConfig(optimizer, hp, schedule, init_seed=seed, key=trial.number)
                 )
         results = train(configs, data, epochs=epochs, data_seed=seed, on_epoch=on_epoch)
+    except StorageUnavailableError:
+        raise  # nothing can be written; the next worker's stale check fails these trials
     except BaseException as exc:  # Ctrl-C or a crash: keep the study consistent, then re-raise
         reason = (
             "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"

@@ -311,8 +311,6 @@ class Session:
             sampler=self._sampler(n_startup, space),
             pruner=make_pruner(),
         )
-        for params in space.initial_design(n_startup, c.seed, counts=counts):
-            search.enqueue_trial(params)
         ds = self.data
         settings = StudySettings(
             dataset=c.dataset_name,
@@ -348,7 +346,11 @@ class Session:
             final_costs=dict(self.costs.final),
             notes=(budget_note,) if budget_note else (),
         )
-        schema.write_settings(search, settings)  # last: its presence means "ready"
+        # at once: its presence means "ready", and a creator killed right after create_study
+        # must not leave a study that every other worker waits for in vain
+        schema.write_settings(search, settings)
+        for params in space.initial_design(n_startup, c.seed, counts=counts):
+            search.enqueue_trial(params)
         return search, space, settings
 
     def _check_budget_fits(self, counts: Mapping[str, int], epochs_per_trial: float) -> str | None:

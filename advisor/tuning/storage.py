@@ -7,6 +7,7 @@ and a heartbeat timestamp, and a starting worker fails the trials of dead worker
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advisor.core.errors import StorageError
-from advisor.tuning import schema
+from advisor.tuning import journal, reconnect, schema
 
 if TYPE_CHECKING:
     import optuna
@@ -41,45 +42,15 @@ def mask_url(url: str | None) -> str | None:
     return _PASSWORD.sub(r"\g<head>***\g<at>", url)
 
 
-class _FlockLock:
-    """A journal-file lock held with ``flock``: the kernel releases it when its process dies.
-
-    Optuna's default symlink lock survives a SIGKILL and then blocks every other worker
-    for its 30 s grace period (and may be broken while a slow writer still holds it).
-    """
-
-    def __init__(self, path: str) -> None:
-        self._path = path + ".flock"
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        import fcntl
-
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        import fcntl
-
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+def _password(url: str) -> str | None:
+    m = _PASSWORD.search(url)
+    return m.group("pw") if m and m.group("pw") else None
 
 
-def _journal_lock(path: str) -> Any:
-    """The flock lock where the OS has ``flock`` (it duck-types Optuna's lock interface)."""
-    try:
-        import fcntl  # noqa: F401  (POSIX only)
-    except ImportError:
-        return None  # Optuna's default lock
-    return _FlockLock(path)
+def _mask_text(text: str, *, password: str | None) -> str:
+    """``text`` with any URL password masked, and the password itself wherever it appears."""
+    text = mask_url(text) or ""
+    return text.replace(password, "***") if password else text
 
 
 def worker_id() -> str:
@@ -92,10 +63,10 @@ def open_storage(url: str | None, default_path: Path) -> tuple[Any, str]:
 
     ``url`` None → a journal file at ``default_path`` (safe for several local processes);
     ``journal:PATH`` or a path ending in ``.journal`` → a journal file there; anything else is
-    handed to Optuna's RDB storage (``sqlite:///f.db``, ``postgresql://user:pw@host/db``).
+    handed to Optuna's RDB storage (``sqlite:///f.db``, ``postgresql://user:pw@host/db``),
+    whose calls outlive a database restart (:mod:`advisor.tuning.reconnect`).
     """
     import optuna
-    from optuna.storages.journal import JournalFileBackend
 
     if url is None or url.startswith("journal:") or url.endswith(".journal"):
         path = default_path if url is None else Path(url.removeprefix("journal:"))
@@ -108,14 +79,14 @@ def open_storage(url: str | None, default_path: Path) -> tuple[Any, str]:
                 f"cannot write the study file {str(path)!r}: {exc.strerror or exc}. "
                 "Choose a writable folder with --out, or pass --storage."
             ) from exc
-        backend = JournalFileBackend(str(path), lock_obj=_journal_lock(str(path)))
-        return optuna.storages.JournalStorage(backend), f"journal:{path}"
+        return _journal_storage(path), f"journal:{path}"
     display = mask_url(url) or ""
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith(("postgresql", "postgres")):
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
         if url.startswith("postgres://"):
             url = "postgresql://" + url.removeprefix("postgres://")
+    retry_s = reconnect.retry_seconds()
     try:
         storage = _rdb_storage(url, engine_kwargs)
     except ImportError as exc:
@@ -129,7 +100,27 @@ def open_storage(url: str | None, default_path: Path) -> tuple[Any, str]:
             f"cannot open the storage {display}: {mask_url(reason)}. "
             "Check the host, port, user, password and database name in --storage."
         ) from exc
-    return storage, display
+    cached = optuna.storages.get_storage(storage)  # Optuna's cache of finished trials
+    masked = functools.partial(_mask_text, password=_password(url))
+    return reconnect.RetryingStorage(cached, display, retry_s=retry_s, mask=masked), display
+
+
+def _journal_storage(path: Path) -> Any:
+    """The journal at ``path``, its torn or garbled tail repaired first (:mod:`.journal`)."""
+    import optuna
+
+    try:
+        journal.repair_tail(path)
+        return optuna.storages.JournalStorage(journal.journal_backend(path))
+    except OSError as exc:
+        raise StorageError(
+            f"cannot read the study file {str(path)!r}: {exc.strerror or exc}. "
+            "Check its permissions, or pass another --out or --storage."
+        ) from exc
+    except ValueError:  # a damaged record before the last one: Optuna cannot replay past it
+        if not journal.repair_all(path):
+            raise
+    return optuna.storages.JournalStorage(journal.journal_backend(path))
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> Any:
@@ -192,12 +183,15 @@ def fail_and_requeue(
     return True
 
 
-def fail_stale_trials(study: optuna.Study, *, grace_s: float = DEFAULT_GRACE_S) -> list[int]:
+def fail_stale_trials(
+    study: optuna.Study, *, grace_s: float = DEFAULT_GRACE_S, retry: bool = True
+) -> list[int]:
     """Fail RUNNING trials whose worker is gone; return their numbers.
 
     A trial is stale when its worker ran on this host and the process no longer exists, or
-    when its heartbeat is older than ``grace_s``. Their parameters are queued again (once),
-    so an interrupted trial is retried rather than lost.
+    when its heartbeat is older than ``grace_s``. With ``retry``, their parameters are queued
+    again (once), so an interrupted trial is retried rather than lost; without, the caller
+    queues what is still needed itself (the finalist stage does).
     """
     from optuna.trial import TrialState
 
@@ -210,7 +204,8 @@ def fail_stale_trials(study: optuna.Study, *, grace_s: float = DEFAULT_GRACE_S) 
         alive = _pid_alive(worker) if isinstance(worker, str) else None
         orphan = worker is None and now - started > min(NO_OWNER_GRACE_S, grace_s)
         stale = alive is False or orphan or (alive is None and now - beat > grace_s)
-        retry = schema.RETRY_OF not in t.user_attrs  # a retry that dies again is not retried
-        if stale and fail_and_requeue(study, t, "its worker stopped", retry=retry):
+        # a retry that dies again is not retried
+        again = retry and schema.RETRY_OF not in t.user_attrs
+        if stale and fail_and_requeue(study, t, "its worker stopped", retry=again):
             failed.append(t.number)
     return failed
