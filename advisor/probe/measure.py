@@ -4,7 +4,10 @@
 
 - **params** — trainable parameters; **memory** — the device's memory, and for every
   registered optimizer the training memory of weights + gradients + its state (registry
-  ``memory_bytes``) and whether it fits;
+  ``memory_bytes``, tensor by tensor over the measured layout) and whether it fits;
+- **layout** — each tensor's role (:func:`advisor.train.layout.model_layout`): the share
+  of parameters in hidden 2-D weights (Muon's part) and in embeddings; **model kind** —
+  mlp, cnn, transformer, rnn or embedding-heavy, from the modules;
 - **samples** — training examples; **domain** — ``vision`` for the built-in image sets;
 - **convexity** — from the model's graph (``torch.fx``): ``convex`` when the logits are
   affine in the weights (one layer of ``Linear``/``Conv``, with only ``Flatten``,
@@ -49,12 +52,14 @@ from advisor.core.devices import device_memory_bytes, resolve_device
 from advisor.core.errors import InvalidValueError, TrainingError
 from advisor.core.units import format_duration, parse_duration
 from advisor.data.datasets import as_dataset
+from advisor.knowledge.layout import ParamLayout
 from advisor.knowledge.optimizers import OPTIMIZERS, create_optimizer
 from advisor.knowledge.profile import FIELDS, Profile
 from advisor.knowledge.rules import load_rules
 from advisor.probe.convexity import convexity_of
 from advisor.train import MemberConfig, Population, default_population
 from advisor.train.batches import minibatches, steps_per_epoch
+from advisor.train.layout import model_kind, model_layout
 from advisor.train.model_ref import build, resolve_model_arg, seeded
 
 if TYPE_CHECKING:
@@ -345,6 +350,9 @@ _SOURCES = {
     "trials": "measured",
     "device": "measured",
     "domain": "dataset",
+    "model_kind": "measured",
+    "hidden_share": "measured",
+    "embedding_share": "measured",
     "batch_size": "given",
     "budget": "given",
 }
@@ -387,6 +395,8 @@ class MeasuredProfile:
     budget: float | None
     trials: int | None
     domain: str
+    layout: ParamLayout | None = None
+    model_kind: str = "unknown"
 
     @property
     def trial_s(self) -> float:
@@ -408,7 +418,11 @@ class MeasuredProfile:
             "gradients": self.gradients,
             "trials": self.trials,
             "domain": self.domain,
+            "model_kind": self.model_kind,
         }
+        if self.layout is not None:
+            values["hidden_share"] = self.layout.hidden_share
+            values["embedding_share"] = self.layout.embedding_share
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return Profile.from_dict(values)
 
@@ -455,6 +469,7 @@ class MeasuredProfile:
             name: {"bytes": need, "fits": None if memory is None else need <= memory}
             for name, need in self.optimizer_memory.items()
         }
+        out["layout"] = None if self.layout is None else self.layout.to_dict()
         out["gradient_norms"] = {k: _json_float(v) for k, v in self.gradient_norms.items()}
         out["noise_scale"] = {
             "value": self.noise_scale,
@@ -511,6 +526,8 @@ class MeasuredProfile:
             lines.append(f"{head.ljust(width)} → {pairs[0]}" if pairs else head)
             lines += [f"{' ' * width} → {p}" for p in pairs[1:]]
         lines.append(f"  convexity: {self.convexity_reason}")
+        if self.layout is not None:
+            lines.append(f"  layout ({self.model_kind}): {_layout_text(self.layout)}")
         norms = ", ".join(f"'{k}' {v:.3g}" for k, v in self.gradient_norms.items())
         lines.append(
             f"  gradient norms at init: {norms}; {self.gradients}: {self.gradients_reason}"
@@ -534,6 +551,27 @@ class MeasuredProfile:
             timing += f"; the budget {format_duration(self.budget)} allows ~{self.trials:,} trials"
         lines.append(timing)
         return "\n".join(lines)
+
+
+def _layout_text(layout: ParamLayout) -> str:
+    """``hidden 2-D weights 16,384 (13.9%): 2.weight; input layer ...``, per role."""
+    labels = {
+        "hidden": "hidden 2-D weights",
+        "input": "input layer",
+        "head": "output head",
+        "embedding": "embeddings",
+        "other": "other",
+        "vector": "biases and norms",
+    }
+    parts = []
+    for role, label in labels.items():
+        names = layout.names(role)
+        if not names:
+            continue
+        shown = ", ".join(names) if len(names) <= 3 else f"{len(names)} tensors"
+        share = layout.share(role) or 0.0
+        parts.append(f"{label} {layout.count(role):,} ({share:.1%}): {shown}")
+    return "; ".join(parts)
 
 
 def _json_float(v: float) -> float | None:
@@ -626,6 +664,7 @@ def profile_model(
     convexity, convexity_reason = convexity_of(net)
     with seeded(seed, dev):  # dropout draws from the global generator: fork it
         stats = _gradient_stats(net, ds, batch_size, batches, seed)
+        layout = model_layout(net, ds.x_train[:2])  # after the stats: they check the forward
     gradients, gradients_reason = classify_gradients(stats.quantities)
     noise_scale = None
     if stats.noise:
@@ -646,7 +685,7 @@ def profile_model(
     trial_s = epochs * steps * (member_s if member_s is not None else step_s)
     # a Profile holds counts >= 1: a budget too short for one trial still says "1"
     trials = None if budget_s is None else max(1, int(budget_s // max(trial_s, 1e-9)))
-    sizes = {n: info.memory_bytes(params) for n, info in OPTIMIZERS.items()}
+    sizes = {n: info.memory_bytes(params, layout) for n, info in OPTIMIZERS.items()}
     return MeasuredProfile(
         model=model_name,
         dataset=ds.name,
@@ -673,4 +712,6 @@ def profile_model(
         budget=budget_s,
         trials=trials,
         domain="vision" if ds.name in _VISION else "unknown",
+        layout=layout,
+        model_kind=model_kind(net, layout),
     )
