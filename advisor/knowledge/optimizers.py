@@ -26,8 +26,10 @@ from a :class:`~advisor.knowledge.layout.ParamLayout`.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import importlib
+import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -454,6 +456,15 @@ def optimizer_class(info: OptimizerInfo) -> type[torch.optim.Optimizer]:
     return cls
 
 
+def construct(
+    info: OptimizerInfo, params: Iterable[Any], kwargs: Mapping[str, Any]
+) -> torch.optim.Optimizer:
+    """``info``'s class on ``params``; what its constructor prints is dropped (Prodigy prints
+    "Using decoupled weight decay" every time, which would break the progress line)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return optimizer_class(info)(params, **kwargs)
+
+
 def create_optimizer(
     name: str,
     params: Iterable[torch.nn.Parameter],
@@ -475,8 +486,7 @@ def create_optimizer(
             "the other parameters: build both with create_optimizers(name, model, "
             "hyperparameters, layout=advisor.train.model_layout(model, x))."
         )
-    optimizer = optimizer_class(info)(params, **info.torch_kwargs(hyperparameters or {}))
-    return optimizer
+    return construct(info, params, info.torch_kwargs(hyperparameters or {}))
 
 
 def create_optimizers(
@@ -512,9 +522,9 @@ def create_optimizers(
         )
     rest = [p for n, p in named if n not in hidden]
     aux = get_optimizer_info(info.aux or "adamw")
-    out = [optimizer_class(info)(mine, **info.torch_kwargs(hp))]
+    out = [construct(info, mine, info.torch_kwargs(hp))]
     if rest:
-        out.append(optimizer_class(aux)(rest, **info.aux_kwargs(hp)))
+        out.append(construct(aux, rest, info.aux_kwargs(hp)))
     return out
 
 
