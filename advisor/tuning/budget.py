@@ -5,7 +5,7 @@ how many epochs a pruned trial runs, and how much wall time a study has already 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -31,15 +31,27 @@ def subset(data: Dataset, n_train: int) -> Dataset:
 
 
 def calibrate(
-    train: Callable[..., Any], data: Dataset, k: int, batch_size: int, optimizer: str
+    train: Callable[..., Any],
+    data: Dataset,
+    k: int,
+    batch_size: int,
+    optimizer: str | Sequence[str],
 ) -> float:
-    """Seconds per member-epoch on the full data at population size ``k``, timed on a slice."""
+    """Seconds per member-epoch on the full data at population size ``k``, timed on a slice.
+
+    Several optimizers take turns in the population: their steps cost very different times
+    (Muon's bfloat16 Newton-Schulz iterations cost 100x an Adam step on a CPU without
+    native bfloat16), so the search is timed with the optimizers it will train.
+    """
 
     steps = 8
     n = min(len(data.x_train), steps * batch_size)
     sub = subset(data, n)
     stamps: list[float] = []
-    configs = [MemberConfig(optimizer, {}, "constant", init_seed=0, key=i) for i in range(k)]
+    names = [optimizer] if isinstance(optimizer, str) else list(optimizer)
+    configs = [
+        MemberConfig(names[i % len(names)], {}, "constant", init_seed=0, key=i) for i in range(k)
+    ]
 
     def on_epoch(report: Any) -> list[Any]:
         stamps.append(time.perf_counter())

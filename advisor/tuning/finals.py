@@ -1,4 +1,7 @@
-"""The finalist stage: the best search trials and the default baseline, re-run on several seeds.
+"""The finalist stage: the best search trials and the default baselines, re-run on several seeds.
+
+The baselines are the default ``Adam(lr=1e-3)`` and, as a second baseline, every
+learning-rate-free method at its defaults (Prodigy): what a user gets without tuning at all.
 
 It lives in its own study, ``<name>.final``, in the same storage: creating that study is an
 atomic election (the storage refuses a duplicate name), so with many workers exactly one
@@ -54,7 +57,7 @@ def choose_finalists(study: optuna.Study, space: SearchSpace, k: int) -> list[Fi
         hp.update(
             {n.removeprefix(prefix): float(v) for n, v in t.params.items() if n.startswith(prefix)}
         )
-        schedule = str(t.params.get("schedule", space.schedules[0]))
+        schedule = space.schedule_of(optimizer, t.params)
         chosen.append(
             FinalistSpec(
                 label=f"{optimizer}#{t.number}",
@@ -110,6 +113,7 @@ def run_finals(
                 "reasons with `advisor report`."
             )
         specs.append(BASELINE)
+        specs += schema.lr_free_baselines()  # the second baseline: nothing tuned at all
         for run_seed in final_seeds(seed, seeds):
             final.enqueue_trial({}, user_attrs={schema.SEED: run_seed})
         schema.write_finalists(final, specs)

@@ -113,7 +113,7 @@ def build_result(
     return TuneResult(
         recommendation=verdict.best,
         baseline=next(f for f in finalists if f.label == schema.BASELINE_LABEL),
-        finalists=tuple(f for f in finalists if f.label != schema.BASELINE_LABEL),
+        finalists=tuple(f for f in finalists if not f.is_baseline),
         tied_with_best=verdict.tied,
         difference=verdict.difference,
         trials=count_trials(search),
@@ -123,6 +123,8 @@ def build_result(
         settings=settings,
         notes=verdict.notes,
         storage_url=storage_url,
+        lr_free=tuple(f for f in finalists if schema.is_lr_free_baseline(f.label)),
+        lr_free_tied=verdict.lr_free_tied,
     )
 
 

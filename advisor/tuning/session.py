@@ -22,6 +22,7 @@ from advisor.core.devices import resolve_device
 from advisor.core.errors import InvalidValueError, StorageError
 from advisor.data.dataset import Dataset
 from advisor.data.datasets import as_dataset
+from advisor.knowledge.optimizers import get_optimizer_info
 from advisor.knowledge.profile import Profile
 from advisor.knowledge.recommender import Recommendation, recommend
 from advisor.probe.lr_range import probe_ranges
@@ -146,7 +147,8 @@ class Session:
     def _finals_reserve(self, final_epoch_s: float) -> float:
         """Time kept for the finalist stage: its estimate, but at most half the budget."""
         c = self.config
-        estimate = finals_estimate(final_epoch_s, c.finalists, c.seeds, c.epochs)
+        extra = len(schema.lr_free_baselines())  # the second baselines run beside Adam
+        estimate = finals_estimate(final_epoch_s, c.finalists + extra, c.seeds, c.epochs)
         return min(estimate, c.budget_s / 2)
 
     def _open_search(self) -> tuple[optuna.Study, SearchSpace, StudySettings]:
@@ -179,8 +181,9 @@ class Session:
         c = self.config
         self.bar.update("timing the trainer ...", force=True)
         member_epoch_s = calibrate(self.train, self.data, self.population, c.batch_size, "adam")
+        baselines = ["adam", *(b.optimizer for b in schema.lr_free_baselines())]
         final_epoch_s = (
-            calibrate(self.train, self.data, c.finalists + 1, c.batch_size, "adam")
+            calibrate(self.train, self.data, c.finalists + 1, c.batch_size, baselines)
             if self.factory is None
             else member_epoch_s
         )
@@ -198,6 +201,17 @@ class Session:
         )
         rec = recommend(profile, rules_dirs=c.rules_dirs)
         chosen = _choose(rec, c)
+        if set(chosen) != {"adam"}:  # time the search with the optimizers it trains
+            self.bar.update("timing the candidates ...", force=True)
+            member_epoch_s = calibrate(self.train, self.data, self.population, c.batch_size, chosen)
+            if self.factory is None:
+                finals_mix = [*chosen[: c.finalists], *baselines]
+                final_epoch_s = calibrate(
+                    self.train, self.data, c.finalists + 1, c.batch_size, finals_mix
+                )
+            search_s = max(c.budget_s - self._finals_reserve(final_epoch_s), 0.0)
+            per_trial = member_epoch_s * expected_epochs(c.epochs)
+            expected = c.trials or max(int(search_s / per_trial), 1)
         space = self._space(rec, chosen, expected)
         n_startup = min(self.population, expected)
         search = optuna.create_study(
@@ -267,7 +281,13 @@ class Session:
             for name, r in cand.search_space.items()
             if name in ("momentum", "beta1")
         }
-        return build_space(chosen, lr_ranges, mom_ranges, expected)
+        knob_ranges = {
+            cand.optimizer: r
+            for cand in rec.candidates
+            for name, r in cand.search_space.items()
+            if name == get_optimizer_info(cand.optimizer).knob != "lr"
+        }
+        return build_space(chosen, lr_ranges, mom_ranges, expected, knob_ranges)
 
     # ------------------------------------------------------------ the search loop
 
