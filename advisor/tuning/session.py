@@ -115,7 +115,8 @@ class Session:
         spent_before = sessions_spent(search)
         self._search(search, space, settings, spent_before)
         self.bar.update(
-            f"finalists  {c.finalists} best trials and the default Adam on {c.seeds} fresh seeds ...",
+            f"finalists  {c.finalists} best trials, the default Adam and the learning-rate-free "
+            f"defaults on {c.seeds} fresh seeds ...",
             force=True,
         )
         final = run_finals(
