@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from advisor.tuning.readback import _budget_note
 from advisor.tuning.result import Finalist, judge
-from advisor.tuning.schema import BASELINE_LABEL, lr_free_baselines
+from advisor.tuning.schema import BASELINE_LABEL, StudySettings, lr_free_baselines
 from advisor.tuning.stats import summarize
 
 
@@ -94,3 +95,11 @@ def test_a_learning_rate_free_method_at_its_defaults_can_win() -> None:
     verdict = judge([worse, _f(BASELINE_LABEL, 0.90, BASE), prodigy])
     assert verdict.best is prodigy
     assert "the tuning bought nothing over it" in verdict.notes[0]
+
+
+def test_a_run_far_over_its_budget_says_why() -> None:
+    settings = StudySettings(budget_s=300.0, member_epoch_s=2.0, final_member_epoch_s=12.0)
+    assert _budget_note(settings, 400.0) == ()
+    (note,) = _budget_note(settings, 2000.0)
+    assert note.startswith("The run took 33m20s against its 5m00s budget")
+    assert "12 s" in note
