@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.knowledge.optimizers import (
     create_optimizer,
-    format_call,
     get_optimizer_info,
     torch_line,
 )
+from advisor.knowledge.snippets import call_text
 
 if TYPE_CHECKING:
     import torch
@@ -102,7 +102,7 @@ def sparse_setup(name: str, hyperparameters: Mapping[str, float] | None = None) 
             "params = [p for p in model.parameters() if id(p) not in sparse]",
             "optimizers = []  # zero_grad() and step() each one",
             "if tables:",
-            f"    optimizers.append({format_call('torch.optim.SparseAdam', 'tables', kwargs)})",
+            f"    optimizers.append({call_text('torch.optim.SparseAdam', kwargs, params='tables')})",
             "if params:",
             f"    optimizers.append({line})",
         ]
