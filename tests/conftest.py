@@ -67,7 +67,10 @@ class Cluster:
     pg_dir: str
 
     def _pg_ctl(self, *args: str) -> None:
-        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+        bins = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin"),
+            key=lambda p: [int(x) for x in p.parent.name.split(".") if x.isdigit()],
+        )
         cmd = " ".join([str(bins[-1] / "pg_ctl"), "-D", self.pg_dir, "-w", *args])
         subprocess.run(
             ["su", "postgres", "-s", "/bin/sh", "-c", cmd],

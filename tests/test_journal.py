@@ -145,6 +145,7 @@ def _tune(out: Path, trials: int) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
 def test_tune_continues_a_study_whose_file_was_torn(tmp_path: Path) -> None:
     """The issue's report: half a record appended without its newline, then `advisor tune`
     again died with a JSONDecodeError or an AttributeError, exit 1."""

@@ -222,16 +222,18 @@ def run_finals(
             time.sleep(1.0)
             continue
         frozen = final._storage.get_trial(trial._trial_id)
-        if not is_canonical(final.get_trials(deepcopy=False), frozen):
+        key = task_key(frozen)
+        if key is None or not is_canonical(final.get_trials(deepcopy=False), frozen):
             final._storage.set_trial_user_attr(trial._trial_id, schema.STATUS, schema.DUPLICATE)
             final.tell(trial, state=TrialState.FAIL)
             continue
-        if task_key(frozen) == (schema.SETUP_TASK, 0):
+        if key[0] == schema.SETUP_TASK:
             _set_up(study, final, trial, space, finalists, (seed, seeds), wait_s, plan_seeds)
         else:
-            _run_seed(final, trial, int(frozen.user_attrs[schema.SEED]), train, data, epochs)
+            _run_seed(final, trial, key[1], train, data, epochs)
             if on_seed is not None:
-                n = len(final.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+                complete = final.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                n = sum(1 for t in complete if (k := task_key(t)) and k[0] == "seed")
                 on_seed(min(n, len(wanted)), len(wanted))
     return final
 

@@ -199,7 +199,8 @@ def load_result(
     ``storage``: the Optuna URL the run used; without it, the journal file that
     ``tune(out=...)`` wrote in ``out`` (default ``advisor-runs/``). ``study``: its name
     (default: the newest search study there). To write the report files again, pass the
-    result to :func:`advisor.write_report` (what ``advisor report --out DIR`` does).
+    result to :func:`advisor.write_report` (what ``advisor report --out DIR`` does). Opening
+    a journal file repairs a torn last record first (:mod:`advisor.tuning.journal`).
 
     >>> load_result(out="no-such-folder")
     Traceback (most recent call last):
