@@ -141,11 +141,12 @@ def _budget_note(settings: StudySettings, elapsed: float) -> tuple[str, ...]:
         return ()
     return (
         f"The run took {format_duration(elapsed)} against its {format_duration(settings.budget_s)} "
-        "budget: the finalist stage re-runs the finalists and baselines on every seed whatever "
-        f"is left. A member-epoch of the finalists took about {settings.final_member_epoch_s:.3g} s "
-        f"here (of the search: {settings.member_epoch_s:.3g} s); some optimizers' steps cost "
-        "far more than Adam's (Muon's bfloat16 Newton-Schulz iterations on a CPU without "
-        "native bfloat16).",
+        "budget: the first search batch and the finalist stage (finalists and baselines on "
+        "every seed) run in full whatever is left, and they took longer than timed at the "
+        f"start (a member-epoch: {settings.member_epoch_s:.3g} s in the search, "
+        f"{settings.final_member_epoch_s:.3g} s in the finalist stage). Other processes on the "
+        "machine slow it down, and so do optimizers with costly steps (Muon's bfloat16 "
+        "Newton-Schulz iterations on a CPU without native bfloat16).",
     )
 
 
