@@ -357,8 +357,8 @@ class Session:
         """Whether this budget can hold the setup so far, the first batch, a finalist stage of
         2 seeds, the report and the way out.
 
-        A budget you gave that cannot is an error naming the smallest one that would do; the
-        default budget (you gave none) runs anyway, over time, and the report says so.
+        One that cannot still runs, with the smallest plan, over time: the progress line and
+        the report say so and name the smallest budget that would do.
         """
         c = self.config
         setup = time.time() - self.started_at
@@ -374,15 +374,15 @@ class Session:
             f"stage on 2 seeds {format_duration(finals)} and the report "
             f"{format_duration(REPORT_RESERVE_S)}"
         )
-        if c.budget is None:
-            return (
-                f"The default budget ({format_duration(c.budget_s)}) was too small here ({why}): "
-                f"the run took longer. Give --budget {math.ceil(need)}s or more."
-            )
-        raise InvalidValueError(
-            f"--budget {format_duration(c.budget_s)} is too small for this run here: {why}. "
-            f"Give --budget {math.ceil(need)}s or more, or a smaller --population."
+        given = "default budget" if c.budget is None else "budget you gave"
+        note = (
+            f"The {given} ({format_duration(c.budget_s)}) is too small for this run here "
+            f"({why}): the run went on with the smallest plan (its first batch, then the "
+            f"finalists on the seeds that fit) and took longer. Give --budget "
+            f"{math.ceil(need)}s or more."
         )
+        self.bar.update(note, force=True)
+        return note
 
     def _space(self, rec: Recommendation, chosen: list[str], expected: int) -> SearchSpace:
         """The search space of the chosen candidates, their ranges as the rules (or the LR
