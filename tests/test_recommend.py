@@ -133,7 +133,10 @@ def test_exploding_gradients_advise_clipping() -> None:
     before = {c.optimizer: c.score for c in healthy.candidates}
     for name in ("sgd", "momentum", "nesterov", "radam"):
         assert score[name] < before[name], name
-    assert names(rec)[:3] == ["adam", "adamw", "nadam"]
+    # and bounded steps won there: Schedule-Free AdamW (with its warmup), Adafactor, Lion
+    for name in ("schedulefree", "adafactor", "lion"):
+        assert score[name] > before[name], name
+    assert names(rec)[:3] == ["adam", "adamw", "schedulefree"]
 
 
 def test_vanishing_gradients_advise_the_model_fix() -> None:
