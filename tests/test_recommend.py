@@ -16,7 +16,7 @@ from advisor.knowledge.profile import Profile
 from advisor.knowledge.recommender import Recommendation, recommend
 
 SEED = {"params": 118_282, "samples": 55_000, "convexity": "nonconvex", "budget": "10m"}
-ADAM_FAMILY = ("adam", "adamw", "nadam", "radam")
+ADAM_FAMILY = ("adam", "adamw", "nadam", "radam", "schedulefree")
 
 
 def names(rec: Recommendation) -> list[str]:
@@ -136,7 +136,7 @@ def test_exploding_gradients_advise_clipping() -> None:
     # and bounded steps won there: Schedule-Free AdamW (with its warmup), Adafactor, Lion
     for name in ("schedulefree", "adafactor", "lion"):
         assert score[name] > before[name], name
-    assert names(rec)[:3] == ["adam", "adamw", "schedulefree"]
+    assert names(rec)[:3] == ["schedulefree", "adam", "adamw"]
 
 
 def test_vanishing_gradients_advise_the_model_fix() -> None:
