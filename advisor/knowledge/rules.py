@@ -45,7 +45,8 @@ else:  # pragma: no cover - Python 3.10
 
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "between")
 _ORDERING = ("lt", "le", "gt", "ge", "between")
-_SYMBOL = {
+#: How each operator reads in explanations.
+OPERATOR_SYMBOLS = {
     "eq": "=",
     "ne": "!=",
     "lt": "<",
@@ -179,7 +180,7 @@ class Condition:
         else:
             shown = spec.format(self.value)
         actual = "" if values is None else f" {spec.format(values.get(self.field))}"
-        return f"{self.field}{actual} {_SYMBOL[self.op]} {shown}"
+        return f"{self.field}{actual} {OPERATOR_SYMBOLS[self.op]} {shown}"
 
     def to_dict(self) -> dict[str, Any]:
         value = list(self.value) if isinstance(self.value, tuple) else self.value

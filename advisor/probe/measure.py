@@ -54,7 +54,7 @@ from advisor.core.units import format_duration, parse_duration
 from advisor.data.datasets import as_dataset
 from advisor.knowledge.optimizers import OPTIMIZERS
 from advisor.knowledge.profile import FIELDS, Profile
-from advisor.knowledge.rules import load_rules
+from advisor.knowledge.rules import OPERATOR_SYMBOLS, load_rules
 from advisor.knowledge.sparse import build_optimizers, sparse_embeddings
 from advisor.probe.convexity import convexity_of
 from advisor.train import MemberConfig, Population, default_population
@@ -554,19 +554,6 @@ def _json_float(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-_SYMBOLS = {
-    "eq": "=",
-    "ne": "!=",
-    "lt": "<",
-    "le": "<=",
-    "gt": ">",
-    "ge": ">=",
-    "in": "in",
-    "not_in": "not in",
-    "between": "in",
-}
-
-
 def _condition_text(c: Condition) -> str:
     """``>= 1M``, ``>= 1,024``, ``in [10, 25]``: counts below 100k in full."""
     spec = FIELDS[c.field]
@@ -579,7 +566,7 @@ def _condition_text(c: Condition) -> str:
         if isinstance(c.value, tuple)
         else one(c.value)
     )
-    return f"{_SYMBOLS[c.op]} {shown}"
+    return f"{OPERATOR_SYMBOLS[c.op]} {shown}"
 
 
 def _comparisons(rules: RuleSet, profile: Profile) -> dict[str, list[dict[str, Any]]]:
