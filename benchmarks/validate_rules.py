@@ -3,11 +3,13 @@
     python benchmarks/validate_rules.py                       # every scenario; writes docs/VALIDATION.md
     python benchmarks/validate_rules.py --only tiny-data-mlp --no-doc
     python benchmarks/validate_rules.py --from-json docs/benchmarks/validation.json   # re-judge, no training
+    python benchmarks/validate_rules.py --optimizers muon,lion --merge   # add optimizers to the saved grids
 
 For each scenario of ``scenarios.py`` (a kind of model users bring), the profile is
 measured by ``advisor.profile_model`` and given to ``advisor.recommend``. The truth comes
 from a grid over every registered optimizer x learning rate (x momentum for SGD with
-momentum and Nesterov), each point trained on 3 seeds (weights and minibatch order; the
+momentum and Nesterov; a learning-rate-free method at its defaults plus its one knob,
+Prodigy's ``d_coef``), each point trained on 3 seeds (weights and minibatch order; the
 same seeds for every point, so comparisons are paired). Validation picks each optimizer's
 best grid point (mean over the seeds); its test accuracy is the optimizer's score (picking
 and judging on one set would favour optimizers with more grid points). Two questions:
@@ -41,6 +43,7 @@ from scenarios import SCENARIOS, Scenario
 import advisor
 from advisor.knowledge.optimizers import Range
 from advisor.train import MemberConfig, train_members
+from advisor.train.layout import model_layout
 from advisor.tuning.stats import paired_p_value
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +54,11 @@ PLOT = ROOT / "docs" / "benchmarks" / "validation.png"
 SEEDS = (30_000, 30_001, 30_002)
 LRS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 LBFGS_LRS = (0.03, 0.1, 0.3, 1.0)
+#: Muon shares AdamW's learning-rate scale (match_rms_adamw); its bfloat16 Newton-Schulz
+#: steps cost ~100x an Adam step on a CPU without native bfloat16, so fewer points
+MUON_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+#: a learning-rate-free method: lr stays 1, its knob takes these values (1: its default)
+KNOB_VALUES = (0.5, 1.0, 2.0)
 MOMENTA = (0.5, 0.9, 0.99)
 TIED_P = 0.05
 TOP = 3
@@ -66,17 +74,28 @@ class Point:
     val: list[float]
     test: list[float]
     diverged: int
+    d_coef: float | None = None
 
     @property
     def mean_val(self) -> float:
         return statistics.mean(self.val)
 
+    @property
+    def knob(self) -> float:
+        """The value of the optimizer's first knob: ``lr``, or Prodigy's ``d_coef``."""
+        return self.lr if self.d_coef is None else self.d_coef
 
-def grid(extra_lrs: tuple[float, ...] = ()) -> list[tuple[str, dict[str, float]]]:
+
+def grid(
+    extra_lrs: tuple[float, ...] = (), optimizers: list[str] | None = None
+) -> list[tuple[str, dict[str, float]]]:
     points: list[tuple[str, dict[str, float]]] = []
-    for name in advisor.list_optimizers():
+    for name in optimizers or advisor.list_optimizers():
         info = advisor.get_optimizer_info(name)
-        lrs = LBFGS_LRS if info.full_batch else LRS + extra_lrs
+        if info.lr_free:
+            points += [(name, {"d_coef": k}) for k in KNOB_VALUES]
+            continue
+        lrs = LBFGS_LRS if info.full_batch else MUON_LRS if name == "muon" else LRS + extra_lrs
         momenta = MOMENTA if name in ("momentum", "nesterov") else (None,)
         for lr in lrs:
             for m in momenta:
@@ -84,14 +103,28 @@ def grid(extra_lrs: tuple[float, ...] = ()) -> list[tuple[str, dict[str, float]]
     return points
 
 
-def run_grid(s: Scenario, data: advisor.Dataset, progress: bool) -> list[Point]:
-    specs = grid(s.extra_lrs)
-    points = [Point(n, h["lr"], h.get("momentum"), [], [], 0) for n, h in specs]
-    chance = 1.0 / data.n_classes
+def applies(name: str, factory: Any, data: advisor.Dataset) -> bool:
+    """Whether ``name`` can train the scenario's model (Muon needs a hidden 2-D weight)."""
+    if advisor.get_optimizer_info(name).param_shapes != "2d" or factory is None:
+        return True
+    return bool(model_layout(factory(), data.x_train[:2]).names("hidden"))
+
+
+def run_grid(
+    s: Scenario, data: advisor.Dataset, progress: bool, optimizers: list[str] | None = None
+) -> list[Point]:
     factory = None if s.model is None else s.model(data)
+    names = [n for n in optimizers or advisor.list_optimizers() if applies(n, factory, data)]
+    specs = grid(s.extra_lrs, names)
+    points = []
+    for n, h in specs:
+        info = advisor.get_optimizer_info(n)
+        lr = h.get("lr", info.defaults["lr"])
+        points.append(Point(n, lr, h.get("momentum"), [], [], 0, h.get("d_coef")))
+    chance = 1.0 / data.n_classes
     for i, seed in enumerate(SEEDS):
         t0 = time.perf_counter()
-        configs = [MemberConfig(n, h, init_seed=seed) for n, h in specs]
+        configs = [MemberConfig(n, h, _schedule(n), init_seed=seed) for n, h in specs]
         results = train_members(
             configs,
             data,
@@ -115,6 +148,12 @@ def run_grid(s: Scenario, data: advisor.Dataset, progress: bool) -> list[Point]:
                 flush=True,
             )
     return points
+
+
+def _schedule(name: str) -> str:
+    """A constant learning rate, or the optimizer's own schedule (schedule-free: warmup)."""
+    own = advisor.get_optimizer_info(name).schedules
+    return own[0] if own else "constant"
 
 
 # ---------------------------------------------------------------------------- the truth
@@ -145,6 +184,10 @@ def optimizer_scores(
     out: dict[str, dict[str, Any]] = {}
     for name in advisor.list_optimizers():
         mine = [p for p in points if p.optimizer == name]
+        if (
+            not mine
+        ):  # not in the grid: it does not apply to the model (Muon without hidden weights)
+            continue
         best = max(mine, key=lambda p: p.mean_val)
         if draws is None:
             val, test = list(best.val), list(best.test)
@@ -153,8 +196,8 @@ def optimizer_scores(
             pool = [
                 p
                 for p in mine
-                if ranges[name].contains(p.lr) and (p.momentum is None or p.momentum == default_m)
-            ] or [min(mine, key=lambda p: abs(p.lr - ranges[name].low))]
+                if ranges[name].contains(p.knob) and (p.momentum is None or p.momentum == default_m)
+            ] or [min(mine, key=lambda p: abs(p.knob - ranges[name].low))]
             seeds = range(len(SEEDS))
             val = [
                 expected_best_of([p.val[i] for p in pool], [p.val[i] for p in pool], draws)
@@ -165,7 +208,7 @@ def optimizer_scores(
                 for i in seeds
             ]
         tied_lrs = sorted(
-            {p.lr for p in mine if p is best or paired_p_value(best.test, p.test) >= TIED_P}
+            {p.knob for p in mine if p is best or paired_p_value(best.test, p.test) >= TIED_P}
         )
         out[name] = {
             "tied_lrs": tied_lrs,
@@ -173,7 +216,7 @@ def optimizer_scores(
             "test": test,
             "mean_val": statistics.mean(val),
             "mean_test": statistics.mean(test),
-            "best_lr": best.lr,
+            "best_lr": best.knob,
             "best_momentum": best.momentum,
         }
     return out
@@ -202,7 +245,10 @@ class Verdict:
 
 def judge(s: Scenario, points: list[Point], profile: advisor.Profile, wall: float) -> Verdict:
     rec = advisor.recommend(profile)
-    ranges = {c.optimizer: c.search_space["lr"] for c in rec.candidates}
+    ranges = {
+        c.optimizer: c.search_space[advisor.get_optimizer_info(c.optimizer).knob]
+        for c in rec.candidates
+    }
     scores = optimizer_scores(points, ranges, s.lr_draws)
     best = max(scores, key=lambda n: scores[n]["mean_test"])
     tied = [
@@ -212,7 +258,9 @@ def judge(s: Scenario, points: list[Point], profile: advisor.Profile, wall: floa
     ]
     tied.sort(key=lambda n: -scores[n]["mean_test"])
     top = [c.optimizer for c in rec.candidates[:TOP]]
-    lr_checks = {n: any(ranges[n].contains(lr) for lr in scores[n]["tied_lrs"]) for n in top}
+    lr_checks = {
+        n: any(ranges[n].contains(lr) for lr in scores[n]["tied_lrs"]) for n in top if n in scores
+    }
     return Verdict(
         scenario=s.name,
         what=s.what,
@@ -237,12 +285,30 @@ def measure_profile(s: Scenario, data: advisor.Dataset) -> advisor.Profile:
     return measured.to_profile(s.overrides)
 
 
-def validate(s: Scenario, progress: bool) -> tuple[Verdict, list[Point]]:
+def training_key(s: Scenario) -> tuple[Any, ...]:
+    """Scenarios with equal keys train the same grid (they differ in what the user says)."""
+    return (s.data, s.model, s.epochs, s.batch_size, s.extra_lrs)
+
+
+def validate(
+    s: Scenario,
+    progress: bool,
+    optimizers: list[str] | None = None,
+    kept: list[Point] | None = None,
+    trained: dict[tuple[Any, ...], list[Point]] | None = None,
+    wall_before: float = 0.0,
+) -> tuple[Verdict, list[Point]]:
+    """Measure the profile, train the grid (``optimizers`` only, beside the ``kept`` points
+    of the others), judge. ``trained`` caches grids by :func:`training_key` within a run."""
     t0 = time.perf_counter()
     data = s.data()
     profile = measure_profile(s, data)
-    points = run_grid(s, data, progress)
-    return judge(s, points, profile, time.perf_counter() - t0), points
+    cache = {} if trained is None else trained
+    key = training_key(s)
+    if key not in cache:
+        cache[key] = run_grid(s, data, progress, optimizers)
+    points = [*(kept or []), *cache[key]]
+    return judge(s, points, profile, wall_before + time.perf_counter() - t0), points
 
 
 def rejudge(saved: dict[str, Any]) -> list[Verdict]:
@@ -363,8 +429,13 @@ def write_doc(
         "**Method.** Each scenario's profile is measured by `advisor.profile_model` (what "
         "`advisor tune` does) and given to `advisor.recommend`. The truth: a grid over every "
         f"registered optimizer x learning rate ({', '.join(f'{x:g}' for x in LRS)}{extra}; L-BFGS "
-        f"{', '.join(f'{x:g}' for x in LBFGS_LRS)}) x momentum ({', '.join(f'{x:g}' for x in MOMENTA)}; "
-        f"SGD with momentum and Nesterov), every point trained on {len(SEEDS)} seeds (weights "
+        f"{', '.join(f'{x:g}' for x in LBFGS_LRS)}; Muon {', '.join(f'{x:g}' for x in MUON_LRS)}) "
+        f"x momentum ({', '.join(f'{x:g}' for x in MOMENTA)}; "
+        f"SGD with momentum and Nesterov); learning-rate-free Prodigy at its defaults (lr 1) x its "
+        f"one knob d_coef ({', '.join(f'{x:g}' for x in KNOB_VALUES)}; shown in the lr columns); "
+        "Schedule-Free AdamW with its own warmup-then-constant schedule, every other point with a "
+        "constant learning rate; Muon only where the model has a hidden 2-D weight. Every point "
+        f"trained on {len(SEEDS)} seeds (weights "
         "and minibatch order, shared by all points: comparisons are paired). Validation picks "
         "each optimizer's best point (mean over the seeds), as a user would; the held-out test "
         "set judges it (picking and judging on the same numbers would favour optimizers with "
@@ -429,7 +500,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--json", type=Path, default=RAW, help="save the figures here")
     parser.add_argument(
-        "--merge", action="store_true", help="keep the saved (--json) scenarios not run now"
+        "--merge",
+        action="store_true",
+        help="keep the saved (--json) scenarios not run now (and, with --optimizers, the "
+        "saved points of the other optimizers)",
+    )
+    parser.add_argument(
+        "--optimizers",
+        default=None,
+        help="comma-separated: train only these optimizers' grid points (with --merge, added "
+        "to the saved grids: the same seeds, so comparisons stay paired)",
     )
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/VALIDATION.md")
     args = parser.parse_args(argv)
@@ -450,18 +530,27 @@ def main(argv: list[str] | None = None) -> None:
                 f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(names)}"
             )
         machine, commands = describe(), [command]
+        only = None if args.optimizers is None else args.optimizers.split(",")
+        for name in only or []:
+            advisor.get_optimizer_info(name)  # unknown name: a clear error now
         verdicts, points = [], {}
+        saved_points: dict[str, list[Point]] = {}
+        saved_wall: dict[str, float] = {}
         if args.merge and args.json.exists():
             saved = json.loads(args.json.read_text())
             commands = [*saved["commands"], command]
             verdicts = [Verdict(**v) for v in saved["verdicts"] if v["scenario"] not in chosen]
-            points = {
-                k: [Point(**p) for p in ps] for k, ps in saved["points"].items() if k not in chosen
-            }
+            saved_points = {k: [Point(**p) for p in ps] for k, ps in saved["points"].items()}
+            saved_wall = {v["scenario"]: float(v["wall_s"]) for v in saved["verdicts"]}
+            points = {k: ps for k, ps in saved_points.items() if k not in chosen}
+        trained: dict[tuple[Any, ...], list[Point]] = {}
         for s in SCENARIOS:
             if s.name not in chosen:
                 continue
-            v, pts = validate(s, progress=True)
+            kept = [p for p in saved_points.get(s.name, []) if only and p.optimizer not in only]
+            v, pts = validate(
+                s, True, only, kept, trained, saved_wall.get(s.name, 0.0) if kept else 0.0
+            )
             verdicts.append(v)
             points[s.name] = pts
             print(

@@ -39,6 +39,23 @@ def test_the_grid_covers_every_optimizer_and_lbfgs_only_at_full_batch_rates() ->
     assert {name for name, _ in grid} == set(advisor.list_optimizers())
     assert {h["lr"] for name, h in grid if name == "lbfgs"} == set(validate_rules.LBFGS_LRS)
     assert {h["momentum"] for name, h in grid if name == "nesterov"} == set(validate_rules.MOMENTA)
+    # learning-rate-free: its defaults plus its one knob, never an lr
+    prodigy = [h for name, h in grid if name == "prodigy"]
+    assert (
+        prodigy == [{"d_coef": k} for k in validate_rules.KNOB_VALUES]
+        and {"d_coef": 1.0} in prodigy
+    )
+    assert {h["lr"] for name, h in grid if name == "muon"} == set(validate_rules.MUON_LRS)
+    assert validate_rules._schedule("schedulefree") == "warmup_constant"
+    assert validate_rules._schedule("adam") == "constant"
+
+
+def test_muon_is_left_out_where_the_model_has_no_hidden_weight() -> None:
+    data = scenarios.digits()
+    logistic = scenarios.logistic_regression(data)
+    assert not validate_rules.applies("muon", logistic, data)
+    assert validate_rules.applies("muon", None, data)  # the seed MLP: 2.weight is hidden
+    assert validate_rules.applies("adam", logistic, data)
 
 
 def _points(accuracies: dict[str, list[list[float]]]) -> list[validate_rules.Point]:

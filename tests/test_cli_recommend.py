@@ -81,6 +81,66 @@ def test_recommend_every_option() -> None:
     assert {"gradient_clipping", "warmup", "memory"} <= topics
 
 
+def test_the_two_large_model_profiles() -> None:
+    code, out = run(
+        "recommend",
+        "--params",
+        "7e9",
+        "--samples",
+        "1e9",
+        "--memory",
+        "80GB",
+        "--convexity",
+        "nonconvex",
+        "--top",
+        "3",
+    )
+    assert code == 0, out
+    lines = out.splitlines()
+    assert "memory / 80GB (fp32: weights, grads, state)" in lines[2]
+    first = lines[3].split()
+    assert first[1] == "adafactor" and "56.1GB" in lines[3]  # fits: no '*'
+    code, out = run("recommend", "--params", "1e9", "--memory", "8GB", "--top", "1")
+    assert code == 0, out
+    assert out.splitlines()[3].split()[1] == "sgd" and "--precision bf16" in out
+    code, out = run(
+        "recommend",
+        "--params",
+        "1e9",
+        "--memory",
+        "8GB",
+        "--precision",
+        "bf16",
+        "--format",
+        "json",
+    )
+    fits = {c["optimizer"] for c in json.loads(out)["candidates"] if c["fits_memory"]}
+    assert "adafactor" in fits
+
+
+def test_model_kind_training_and_open_ended() -> None:
+    code, out = run(
+        "recommend",
+        "--model-kind",
+        "transformer",
+        "--training",
+        "from-scratch",
+        "--open-ended",
+        "--format",
+        "json",
+    )
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["profile"]["model_kind"] == "transformer" and data["profile"]["open_ended"]
+    fired = {f["rule"] for f in data["fired"]}
+    assert {"muon-hidden-matrices", "open-ended-schedule-free"} <= fired
+    code, out = run(
+        "recommend", "--model-kind", "transformer", "--training", "fine-tuning", "--format", "json"
+    )
+    fired = {f["rule"] for f in json.loads(out)["fired"]}
+    assert "muon-not-for-fine-tuning" in fired and "muon-hidden-matrices" not in fired
+
+
 def test_extra_rules_directory(tmp_path: Path) -> None:
     (tmp_path / "mine.toml").write_text(
         '[[rule]]\nid = "love-sgd"\nscores = { sgd = 50 }\nreason = "because"\nsource = "us 2024"\n'

@@ -60,12 +60,6 @@ def _trials(out: Path, study: str) -> list[optuna.trial.FrozenTrial]:
         return []
 
 
-def _default_sigint() -> None:
-    """Ctrl-C as a terminal delivers it: a suite started in the background of a shell (no job
-    control) inherits SIGINT ignored, and the child would never see the test's signal."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _start_and_interrupt(out: Path, study: str, sig: int) -> tuple[subprocess.Popen[str], set[int]]:
     """Start a tune, wait until it holds a population in flight after a finished trial, signal it.
 
@@ -75,12 +69,7 @@ def _start_and_interrupt(out: Path, study: str, sig: int) -> tuple[subprocess.Po
     hold = out / "held"
     env = dict(os.environ, **{HOLD_ENV: str(hold)})
     proc = subprocess.Popen(
-        _cmd(out, study),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        preexec_fn=_default_sigint,
+        _cmd(out, study), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
     deadline = time.monotonic() + 120
     while not hold.exists():

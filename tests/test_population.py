@@ -95,8 +95,10 @@ def reference_weights(small: Dataset) -> dict[Hashable, dict[str, torch.Tensor]]
 
 
 def test_configs_cover_every_population_optimizer_and_schedule() -> None:
+    # the newer methods (Muon, Adafactor, ...) are checked in test_population_modern.py
+    newer = {"muon", "adafactor", "lion", "schedulefree", "prodigy"}
     names = [c.optimizer for c in CONFIGS]
-    assert all(names.count(n) >= 2 for n in list_optimizers(population=True))
+    assert all(names.count(n) >= 2 for n in set(list_optimizers(population=True)) - newer)
     assert {c.schedule for c in CONFIGS} == {"constant", "cosine", "warmup_cosine"}
     assert EPOCHS * -(-1250 // BATCH) >= 100
 

@@ -48,6 +48,7 @@ def test_derived_fields() -> None:
     p = Profile(params="1e9", memory="8GB", samples="500M", batch_size="1M")
     assert p.derived() == {
         "memory_per_param": 8.0,
+        "state_room": 0.0,  # fp32 weights and gradients fill the 8 GB
         "samples_per_param": 0.5,
         "batch_fraction": 0.002,
     }

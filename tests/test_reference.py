@@ -3,14 +3,16 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 import pytest
+import schedulefree
 import torch
 from data_helpers import subset
 from torch import nn
 
-from advisor.core.errors import InvalidValueError
+from advisor.core.errors import InvalidValueError, TrainingError
 from advisor.data.dataset import Dataset
 from advisor.data.datasets import load_dataset
 from advisor.train import EpochReport, MemberConfig, train_members, train_reference
+from advisor.train.batches import batch_bounds, epoch_permutation
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +102,54 @@ def test_model_factory_goes_to_the_reference_trainer(small: Dataset) -> None:
     expected = factory()
     run = train_reference(configs[0], small, epochs=0, model_factory=factory)
     assert all(torch.equal(a, b) for a, b in zip(expected.parameters(), run.model.parameters()))
+
+
+def _bn_model() -> nn.Module:
+    return nn.Sequential(nn.Linear(784, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
+
+
+def test_schedule_free_trains_at_y_evaluates_at_x_and_recomputes_batchnorm(
+    small: Dataset,
+) -> None:
+    config = MemberConfig("schedulefree", {"lr": 3e-3}, init_seed=3)
+    run = train_reference(config, small, epochs=1, batch_size=64, model_factory=_bn_model)
+    assert run.result.status == "complete"
+    # the same steps written out with the package: train(), steps, eval(), fresh BN statistics
+    torch.manual_seed(3)
+    model = _bn_model()
+    opt = schedulefree.AdamWScheduleFree(model.parameters(), lr=3e-3)
+    model.train()
+    opt.train()
+    perm = epoch_permutation(small.x_train.shape[0], data_seed=0, epoch=1)
+    for start, stop in batch_bounds(small.x_train.shape[0], 64):
+        idx = perm[start:stop]
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(small.x_train[idx]), small.y_train[idx]).backward()
+        opt.step()
+    opt.eval()
+    trained_stats = model[1].running_mean.clone()
+    bn = model[1]
+    bn.reset_running_stats()
+    bn.momentum = None
+    with torch.no_grad():
+        for start in range(0, min(small.x_train.shape[0], 50 * 64), 64):
+            model(small.x_train[start : start + 64])
+    bn.momentum = 0.1
+    theirs = run.model.state_dict()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(theirs[name], tensor), name
+    assert not torch.equal(trained_stats, bn.running_mean)  # the statistics were recomputed
+
+
+def test_muon_trains_hidden_weights_and_refuses_models_without_any(small: Dataset) -> None:
+    def deep() -> nn.Module:
+        return nn.Sequential(
+            nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10)
+        )
+
+    run = train_reference(MemberConfig("muon", {"lr": 3e-3}), small, epochs=1, model_factory=deep)
+    assert run.result.status == "complete" and run.result.val_accuracy[-1] > 0.5
+    with pytest.raises(TrainingError, match="no hidden 2-D weight"):
+        train_reference(
+            MemberConfig("muon"), small, epochs=1, model_factory=lambda: nn.Linear(784, 10)
+        )

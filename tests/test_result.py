@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from advisor.tuning.readback import _budget_note
 from advisor.tuning.result import Finalist, judge
-from advisor.tuning.schema import BASELINE_LABEL
+from advisor.tuning.schema import BASELINE_LABEL, StudySettings, lr_free_baselines
 from advisor.tuning.stats import summarize
 
 
@@ -67,3 +70,36 @@ def test_equal_validation_goes_to_the_earlier_finalist() -> None:
     a = _f("adam#1", 0.95, [0.91] * 5)
     b = _f("adam#2", 0.95, [0.92] * 5)
     assert judge([a, b, _f(BASELINE_LABEL, 0.90, BASE)]).best is a
+
+
+def _lr_free(val: float, tests: list[float]) -> Finalist:
+    spec = lr_free_baselines()[0]
+    return replace(_f(spec.label, val, tests), optimizer=spec.optimizer, hyperparameters={})
+
+
+def test_a_learning_rate_free_method_at_its_defaults_tied_with_the_winner_is_named() -> None:
+    best = _f("adam#3", 0.95, [0.910, 0.915, 0.912, 0.914, 0.911])
+    prodigy = _lr_free(0.94, [0.911, 0.913, 0.913, 0.912, 0.912])
+    verdict = judge([best, _f(BASELINE_LABEL, 0.90, BASE), prodigy])
+    assert verdict.best is best and verdict.tied == ()
+    assert verdict.lr_free_tied == ("defaults:prodigy",)
+    assert verdict.notes[-1].startswith("The tuning bought nothing over prodigy at its defaults")
+    assert "prodigyopt.Prodigy(params, lr=1, betas=(0.9, 0.999))" in verdict.notes[-1]
+    far = _lr_free(0.93, [0.890, 0.892, 0.891, 0.889, 0.890])
+    assert judge([best, _f(BASELINE_LABEL, 0.90, BASE), far]).lr_free_tied == ()
+
+
+def test_a_learning_rate_free_method_at_its_defaults_can_win() -> None:
+    worse = _f("adam#1", 0.85, [0.86, 0.87, 0.86, 0.85, 0.86])
+    prodigy = _lr_free(0.93, [0.90, 0.91, 0.90, 0.90, 0.91])
+    verdict = judge([worse, _f(BASELINE_LABEL, 0.90, BASE), prodigy])
+    assert verdict.best is prodigy
+    assert "the tuning bought nothing over it" in verdict.notes[0]
+
+
+def test_a_run_far_over_its_budget_says_why() -> None:
+    settings = StudySettings(budget_s=300.0, member_epoch_s=2.0, final_member_epoch_s=12.0)
+    assert _budget_note(settings, 400.0) == ()
+    (note,) = _budget_note(settings, 2000.0)
+    assert note.startswith("The run took 33m20s against its 5m00s budget")
+    assert "2 s in the search, 12 s in the finalist stage" in note

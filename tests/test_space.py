@@ -95,3 +95,28 @@ def test_a_pinned_hyperparameter_is_fixed_not_searched() -> None:
     _, hp, _ = space.suggest(study.ask())
     assert hp["beta1"] == 0.9
     assert space_from_dict(space.to_dict()).fixed == space.fixed
+
+
+def test_learning_rate_free_and_schedule_free_methods() -> None:
+    space = build_space(("prodigy", "schedulefree", "adam"), {}, {}, 40)
+    # Prodigy: lr pinned at 1, its one knob d_coef searched in lr's place
+    assert space.fixed["prodigy"] == {"lr": 1.0}
+    assert space.ranges["prodigy"]["d_coef"] == get_optimizer_info("prodigy").search_space["d_coef"]
+    assert "d_coef" in space.dimensions
+    # schedule-free: its own schedule, never a sampled one
+    design = space.initial_design(6, seed=0)
+    for params in design:
+        opt = params["optimizer"]
+        assert ("schedule" in params) == (opt != "schedulefree")
+        assert space.schedule_of(opt, params) == (
+            "warmup_constant" if opt == "schedulefree" else params.get("schedule", "constant")
+        )
+    study = optuna.create_study(direction="maximize")
+    for params in design:
+        study.enqueue_trial(params)
+        optimizer, hp, schedule = space.suggest(study.ask())
+        assert optimizer == params["optimizer"]
+        if optimizer == "prodigy":
+            assert hp["lr"] == 1.0 and hp["d_coef"] == params["prodigy.d_coef"]
+        if optimizer == "schedulefree":
+            assert schedule == "warmup_constant"

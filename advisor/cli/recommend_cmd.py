@@ -25,7 +25,15 @@ from advisor.cli.options import (
     seed_option,
 )
 from advisor.core.errors import InvalidValueError
-from advisor.knowledge.profile import CONVEXITY_CHOICES, DOMAIN_CHOICES, GRADIENTS_CHOICES, Profile
+from advisor.knowledge.profile import (
+    CONVEXITY_CHOICES,
+    DOMAIN_CHOICES,
+    GRADIENTS_CHOICES,
+    MODEL_KIND_CHOICES,
+    PRECISION_CHOICES,
+    TRAINING_CHOICES,
+    Profile,
+)
 from advisor.knowledge.recommender import recommend as recommend_profile
 
 #: Options that only make sense with --model.
@@ -44,6 +52,13 @@ _MODEL_OPTIONS = ("dataset", "probe_lr", "out")
 )
 @click.option("--budget", type=DURATION, help="Wall-clock budget: 90s, 10m, 2h.")
 @click.option("--memory", type=BYTES, help="Memory available for training: 8GB, 16GiB.")
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISION_CHOICES),
+    default="fp32",
+    show_default=True,
+    help="Number format of weights, gradients and optimizer state (for the memory figures).",
+)
 @click.option("--batch-size", type=COUNT, help="Minibatch size (the LR ranges scale with it).")
 @click.option(
     "--sparse-gradients/--no-sparse-gradients",
@@ -65,6 +80,26 @@ _MODEL_OPTIONS = ("dataset", "probe_lr", "out")
     default="unknown",
     show_default=True,
     help="Kind of data.",
+)
+@click.option(
+    "--model-kind",
+    type=click.Choice(MODEL_KIND_CHOICES),
+    default="unknown",
+    show_default=True,
+    help="Kind of model (--model measures it).",
+)
+@click.option(
+    "--training",
+    type=click.Choice(TRAINING_CHOICES),
+    default="unknown",
+    show_default=True,
+    help="Trained from scratch, or fine-tuning pre-trained weights.",
+)
+@click.option(
+    "--open-ended/--fixed-length",
+    default=False,
+    show_default=True,
+    help="The training length is not known in advance (no schedule can end it).",
 )
 @device_option
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Show the best N only.")
@@ -105,11 +140,15 @@ def recommend(
     convexity: str,
     budget: float | None,
     memory: int | None,
+    precision: str,
     batch_size: int | None,
     sparse_gradients: bool,
     gradients: str,
     trials: int | None,
     domain: str,
+    model_kind: str,
+    training: str,
+    open_ended: bool,
     device: str,
     top: int | None,
     model: str | None,
@@ -125,7 +164,7 @@ def recommend(
 
     \b
     advisor recommend --params 118k --samples 55k --convexity nonconvex --budget 10m
-    advisor recommend --params 1e9 --memory 8GB --format json
+    advisor recommend --params 1e9 --memory 8GB --precision bf16 --format json
     advisor recommend --model advisor.models:mnist_mlp --dataset mnist-5k --probe-lr
     """
     values: dict[str, Any] = {
@@ -139,6 +178,10 @@ def recommend(
         "gradients": gradients,
         "trials": trials,
         "domain": domain,
+        "precision": precision,
+        "model_kind": model_kind,
+        "training": training,
+        "open_ended": open_ended,
         "device": device,
     }
     if model is None:

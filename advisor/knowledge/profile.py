@@ -1,8 +1,11 @@
 """What is known about a training problem: the four classic selection criteria and a few more.
 
 A :class:`Profile` holds model size (``params``), data size (``samples``), loss convexity,
-the compute budget (wall time, memory, device), the batch size, whether gradients are
-sparse and how they behave. Sizes are accepted in human form (``118k``, ``1.5M``, ``1e9``,
+the compute budget (wall time, memory, device, training precision), the batch size, whether
+gradients are sparse and how they behave, the kind of model (and, measured by
+``advisor recommend --model``, the share of its parameters in hidden 2-D weights and in
+embeddings), whether it trains from scratch or is fine-tuned, and whether the training
+length is open-ended. Sizes are accepted in human form (``118k``, ``1.5M``, ``1e9``,
 ``10m``, ``2h``, ``8GB``) and stored as numbers: counts as ``int``, the budget in seconds,
 memory in bytes. Anything unknown is ``None``; a rule condition on an unknown field never fires.
 
@@ -32,15 +35,28 @@ from advisor.core.units import (
     parse_count,
     parse_duration,
 )
+from advisor.knowledge.optimizers import PRECISION_BYTES
 
 CONVEXITY_CHOICES = ("convex", "nonconvex", "unknown")
 GRADIENTS_CHOICES = ("healthy", "exploding", "vanishing", "unknown")
 DOMAIN_CHOICES = ("vision", "language", "tabular", "audio", "other", "unknown")
+MODEL_KIND_CHOICES = ("mlp", "cnn", "transformer", "rnn", "embedding-heavy", "unknown")
+TRAINING_CHOICES = ("from-scratch", "fine-tuning", "unknown")
+PRECISION_CHOICES = tuple(PRECISION_BYTES)
 
 #: Kinds of field values; the numeric ones allow the ordering operators.
 NUMERIC_KINDS = ("count", "duration", "bytes", "ratio")
 #: Accepted spellings that are not canonical choices.
-_ALIASES = {"non-convex": "nonconvex", "non_convex": "nonconvex"}
+_ALIASES = {
+    "non-convex": "nonconvex",
+    "non_convex": "nonconvex",
+    "from_scratch": "from-scratch",
+    "fine_tuning": "fine-tuning",
+    "finetuning": "fine-tuning",
+    "embedding_heavy": "embedding-heavy",
+    "float32": "fp32",
+    "bfloat16": "bf16",
+}
 
 Count = int | float | str | None
 
@@ -89,7 +105,26 @@ _SPECS = (
     FieldSpec("gradients", "choice", "observed gradient behaviour", GRADIENTS_CHOICES),
     FieldSpec("trials", "count", "tuning budget in trials (training runs)"),
     FieldSpec("domain", "choice", "kind of data", DOMAIN_CHOICES),
+    FieldSpec(
+        "precision",
+        "choice",
+        "number format of weights, gradients and optimizer state in training",
+        PRECISION_CHOICES,
+    ),
+    FieldSpec("model_kind", "choice", "kind of model", MODEL_KIND_CHOICES),
+    FieldSpec("training", "choice", "trained from scratch or fine-tuned", TRAINING_CHOICES),
+    FieldSpec(
+        "hidden_share", "ratio", "share of parameters in hidden 2-D weights (Muon's part, 0..1)"
+    ),
+    FieldSpec("embedding_share", "ratio", "share of parameters in embedding tables (0..1)"),
+    FieldSpec("open_ended", "bool", "training length unknown in advance (no schedule can end it)"),
     FieldSpec("memory_per_param", "ratio", "memory / params, in bytes per parameter", derived=True),
+    FieldSpec(
+        "state_room",
+        "ratio",
+        "optimizer-state tensors per parameter that fit beside the weights and gradients",
+        derived=True,
+    ),
     FieldSpec(
         "samples_per_param", "ratio", "samples / params (< 1: over-parameterized)", derived=True
     ),
@@ -122,6 +157,12 @@ def _device(value: object) -> str:
     return text
 
 
+def _share(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InvalidValueError(f"{name} is a share between 0 and 1; got {value!r}.")
+    return float(value)
+
+
 def _optional(parse: Any, value: object, name: str) -> Any:
     return None if value is None else parse(value, name)
 
@@ -139,7 +180,12 @@ class Profile:
     ``params``, ``samples``, ``batch_size`` and ``trials`` take counts (``118k``, ``1e9``);
     ``budget`` a duration (``10m``; stored in seconds); ``memory`` a size (``8GB``; stored in
     bytes). ``convexity`` is convex, nonconvex or unknown; ``gradients`` healthy, exploding,
-    vanishing or unknown; ``domain`` vision, language, tabular, audio, other or unknown.
+    vanishing or unknown; ``domain`` vision, language, tabular, audio, other or unknown;
+    ``precision`` fp32 or bf16 (the number format of weights, gradients and optimizer
+    state); ``model_kind`` mlp, cnn, transformer, rnn, embedding-heavy or unknown;
+    ``training`` from-scratch, fine-tuning or unknown; ``hidden_share`` and
+    ``embedding_share`` are shares (0..1) of the parameters; ``open_ended``: the training
+    length is not known in advance.
     A bad value raises :class:`~advisor.core.errors.InvalidValueError` naming the field.
     """
 
@@ -154,6 +200,12 @@ class Profile:
     gradients: str = "unknown"
     trials: int | None = None
     domain: str = "unknown"
+    precision: str = "fp32"
+    model_kind: str = "unknown"
+    training: str = "unknown"
+    hidden_share: float | None = None
+    embedding_share: float | None = None
+    open_ended: bool = False
 
     def __init__(
         self,
@@ -169,11 +221,16 @@ class Profile:
         gradients: str = "unknown",
         trials: Count = None,
         domain: str = "unknown",
+        precision: str = "fp32",
+        model_kind: str = "unknown",
+        training: str = "unknown",
+        hidden_share: float | None = None,
+        embedding_share: float | None = None,
+        open_ended: bool = False,
     ) -> None:
-        if not isinstance(sparse_gradients, bool):
-            raise InvalidValueError(
-                f"sparse_gradients must be true or false; got {sparse_gradients!r}."
-            )
+        for name, flag in (("sparse_gradients", sparse_gradients), ("open_ended", open_ended)):
+            if not isinstance(flag, bool):
+                raise InvalidValueError(f"{name} must be true or false; got {flag!r}.")
         values = {
             "params": _optional(parse_count, params, "params"),
             "samples": _optional(parse_count, samples, "samples"),
@@ -186,6 +243,12 @@ class Profile:
             "gradients": _choice(gradients, "gradients", GRADIENTS_CHOICES),
             "trials": _optional(parse_count, trials, "trials"),
             "domain": _choice(domain, "domain", DOMAIN_CHOICES),
+            "precision": _choice(precision, "precision", PRECISION_CHOICES),
+            "model_kind": _choice(model_kind, "model_kind", MODEL_KIND_CHOICES),
+            "training": _choice(training, "training", TRAINING_CHOICES),
+            "hidden_share": _optional(_share, hidden_share, "hidden_share"),
+            "embedding_share": _optional(_share, embedding_share, "embedding_share"),
+            "open_ended": open_ended,
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -205,10 +268,20 @@ class Profile:
                 )
         return cls(**{k: v for k, v in data.items() if k != "derived"})
 
+    @property
+    def bytes_per_number(self) -> int:
+        """Bytes of one weight, gradient or state number in the training ``precision``."""
+        return PRECISION_BYTES[self.precision]
+
     def derived(self) -> dict[str, float | None]:
         """Fields computed from the others (the one place they are computed)."""
+        room = None
+        if self.memory is not None and self.params:
+            b = self.bytes_per_number
+            room = _ratio(self.memory - 2 * self.params * b, self.params * b)
         return {
             "memory_per_param": _ratio(self.memory, self.params),
+            "state_room": room,
             "samples_per_param": _ratio(self.samples, self.params),
             "batch_fraction": _ratio(self.batch_size, self.samples),
         }

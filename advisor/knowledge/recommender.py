@@ -6,6 +6,11 @@ effects (all ``set`` first, then ``scale``, ``scale_with``, ``narrow``, ``fix``)
 whose training memory exceeds the profile's memory rank after all those that fit; ties are
 broken by registry order, so the same profile always gives the same ranking.
 
+Training memory is weights + gradients + optimizer state in the profile's ``precision``,
+the state counted per parameter tensor (:meth:`~advisor.knowledge.optimizers.OptimizerInfo.state_numbers`):
+over a measured :class:`~advisor.knowledge.layout.ParamLayout` when one is given, else
+over the assumed one (1024-square matrices; the profile's ``hidden_share`` of them hidden).
+
 >>> rec = recommend(Profile(params=650, samples=1797, convexity="convex"))
 >>> rec.candidates[0].optimizer
 'lbfgs'
@@ -23,7 +28,8 @@ from typing import Any
 from advisor import __version__
 from advisor.core.checks import positive_int
 from advisor.core.units import format_bytes
-from advisor.knowledge.optimizers import OPTIMIZERS, Range, torch_line
+from advisor.knowledge.layout import ParamLayout
+from advisor.knowledge.optimizers import OPTIMIZERS, Range, get_optimizer_info, torch_line
 from advisor.knowledge.profile import Profile
 from advisor.knowledge.rules import ADVICE_TOPICS, SPACE_OPS, FiredRule, Rule, load_rules
 from advisor.knowledge.sparse import SparseSetup, sparse_setup
@@ -70,10 +76,11 @@ class Candidate:
 
     ``search_space`` has the registry's keys (``lr`` and ``momentum`` or ``beta1``);
     ``hyperparameters`` are the recommended defaults (canonical names) and ``torch`` the
-    matching paste-ready code: a constructor line, or with sparse gradients the code of
-    ``sparse`` (how it meets sparse gradient tensors; None for dense gradients).
+    matching paste-ready code (a few lines for some optimizers), or with sparse gradients
+    the code of ``sparse`` (how it meets sparse gradient tensors; None for dense gradients).
     ``memory_bytes`` is the training memory for the profile's ``params`` (None when
-    unknown); ``fits_memory`` None when memory is unknown.
+    unknown) and ``state_bytes`` the optimizer state's part of it; ``fits_memory`` None when
+    memory is unknown.
     """
 
     optimizer: str
@@ -86,6 +93,7 @@ class Candidate:
     memory_bytes: int | None = None
     fits_memory: bool | None = None
     sparse: SparseSetup | None = None
+    state_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +105,7 @@ class Candidate:
             "torch": self.torch,
             "hyperparameters": dict(self.hyperparameters),
             "memory_bytes": self.memory_bytes,
+            "state_bytes": self.state_bytes,
             "fits_memory": self.fits_memory,
             "sparse": None if self.sparse is None else self.sparse.to_dict(),
         }
@@ -127,25 +136,28 @@ class Recommendation:
     def to_text(self) -> str:
         """A ranked table, then each candidate's reasons and torch line, then the advice."""
         lines = [f"Profile: {self.profile.describe()}", ""]
-        rows = [("rank", "optimizer", "score", "lr", "momentum / beta1")]
+        memory = self.profile.params is not None
+        head = ("rank", "optimizer", "score", "lr", "momentum / beta1")
+        rows = [(*head, _memory_head(self.profile)) if memory else head]
         rows += [
             (
                 str(c.rank),
                 c.optimizer + ("*" if c.fits_memory is False else ""),
                 f"{c.score:.2f}",
-                _range(c.search_space["lr"]),
+                _knob(c),
                 _second(c),
+                *((_memory(c),) if memory else ()),
             )
             for c in self.candidates
         ]
-        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             cells = [
                 row[0].rjust(widths[0]),
                 row[1].ljust(widths[1]),
                 row[2].rjust(widths[2]),
                 row[3].ljust(widths[3]),
-                row[4],
+                *(cell.ljust(width) for cell, width in zip(row[4:], widths[4:])),
             ]
             lines.append("  ".join(cells).rstrip())
         if any(c.fits_memory is False for c in self.candidates):
@@ -168,12 +180,17 @@ class Recommendation:
 
     def to_markdown(self) -> str:
         lines = ["# Optimizer recommendation", "", f"Profile: {self.profile.describe()}", ""]
-        lines += ["| rank | optimizer | score | lr | momentum / beta1 |", "|---:|---|---:|---|---|"]
+        memory = self.profile.params is not None
+        extra = f" {_memory_head(self.profile)} |" if memory else ""
+        lines += [
+            f"| rank | optimizer | score | lr | momentum / beta1 |{extra}",
+            "|---:|---|---:|---|---|" + ("---|" if memory else ""),
+        ]
         for c in self.candidates:
             mark = " (does not fit in memory)" if c.fits_memory is False else ""
             lines.append(
                 f"| {c.rank} | `{c.optimizer}`{mark} | {c.score:.2f} | "
-                f"{_range(c.search_space['lr'])} | {_second(c)} |"
+                f"{_knob(c)} | {_second(c)} |" + (f" {_memory(c)} |" if memory else "")
             )
         for c in self.candidates:
             lines += ["", f"## {c.rank}. {c.optimizer} (score {c.score:.2f})", ""]
@@ -191,17 +208,40 @@ class Recommendation:
 
 
 def printed_code(
-    name: str, hyperparameters: Mapping[str, float], *, sparse_gradients: bool
+    name: str,
+    hyperparameters: Mapping[str, float],
+    *,
+    sparse_gradients: bool,
+    layout: ParamLayout | None = None,
 ) -> tuple[str, SparseSetup | None]:
-    """The code a candidate prints: its torch line, or with sparse gradients its sparse setup."""
+    """The code a candidate prints: its torch line (Muon's split from ``layout``, the measured
+    model), or with sparse gradients its sparse setup."""
     if not sparse_gradients:
-        return torch_line(name, hyperparameters), None
+        return torch_line(name, hyperparameters, layout=layout), None
     setup = sparse_setup(name, hyperparameters)
     return setup.code, setup
 
 
 def _range(r: Range) -> str:
     return f"{r.low:.3g} (fixed)" if r.low == r.high else f"{r.low:.3g}..{r.high:.3g}"
+
+
+def _knob(c: Candidate) -> str:
+    """The learning-rate range, or the range of a learning-rate-free method's knob."""
+    knob = get_optimizer_info(c.optimizer).knob
+    shown = _range(c.search_space[knob])
+    return shown if knob == "lr" else f"{knob} {shown}"
+
+
+def _memory_head(profile: Profile) -> str:
+    budget = "" if profile.memory is None else f" / {format_bytes(profile.memory)}"
+    return f"memory{budget} ({profile.precision}: weights, grads, state)"
+
+
+def _memory(c: Candidate) -> str:
+    if c.memory_bytes is None or c.state_bytes is None:
+        return "-"
+    return f"{format_bytes(c.memory_bytes)} (state {format_bytes(c.state_bytes)})"
 
 
 def _second(c: Candidate) -> str:
@@ -284,14 +324,26 @@ def recommend(
     *,
     rules_dirs: Iterable[str | Path] = (),
     top: int | None = None,
+    layout: ParamLayout | None = None,
 ) -> Recommendation:
     """Rank every registered optimizer for ``profile``; keep the best ``top`` (None: all).
 
     ``rules_dirs`` adds rule directories (or files); a rule with a built-in id replaces it.
+    ``layout``: the model's measured parameter layout (``advisor recommend --model``), for
+    the memory of each optimizer and Muon's split of the model in its code.
     """
     if not isinstance(profile, Profile):
         profile = Profile.from_dict(profile)
     positive_int("top", top, optional=True)
+    if layout is None and profile.params is not None:
+        layout = ParamLayout.assumed(profile.params, profile.hidden_share)
+    b = profile.bytes_per_number
+
+    def need(name: str) -> int | None:
+        if profile.params is None:
+            return None
+        return OPTIMIZERS[name].memory_bytes(profile.params, layout, b)
+
     fired = load_rules(rules_dirs).evaluate(profile)
     values = profile.values()
     tallies = {name: _Tally(name) for name in OPTIMIZERS}
@@ -301,10 +353,10 @@ def recommend(
         for name, delta in rule.scores.items():
             tallies[name].note(rule, delta)
         if rule.over_memory is not None and profile.memory and profile.params:
-            for name, info in OPTIMIZERS.items():
-                need = info.memory_bytes(profile.params)
-                if need > profile.memory:
-                    detail = f"{name} needs {format_bytes(need)}; the budget is {format_bytes(profile.memory)}"
+            for name in OPTIMIZERS:
+                bytes_needed = need(name) or 0
+                if bytes_needed > profile.memory:
+                    detail = f"{name} needs {format_bytes(bytes_needed)}; the budget is {format_bytes(profile.memory)}"
                     tallies[name].note(rule, rule.over_memory, detail)
         for a in rule.advice:
             if all(a.text != seen.text for seen in advice):
@@ -313,16 +365,20 @@ def recommend(
     defaults = _apply_space(tallies, fired, values)
 
     def fits(name: str) -> bool | None:
-        if profile.memory is None or profile.params is None:
+        bytes_needed = need(name)
+        if profile.memory is None or bytes_needed is None:
             return None
-        return OPTIMIZERS[name].memory_bytes(profile.params) <= profile.memory
+        return bytes_needed <= profile.memory
+
+    measured = layout if layout is not None and not layout.assumed_layout else None
 
     order = list(OPTIMIZERS)
     ranked = sorted(
         order, key=lambda n: (fits(n) is False, -round(tallies[n].score, 6), order.index(n))
     )
     code = {
-        n: printed_code(n, defaults[n], sparse_gradients=profile.sparse_gradients) for n in order
+        n: printed_code(n, defaults[n], sparse_gradients=profile.sparse_gradients, layout=measured)
+        for n in order
     }
     candidates = tuple(
         Candidate(
@@ -333,11 +389,12 @@ def recommend(
             torch=code[name][0],
             hyperparameters=MappingProxyType(OPTIMIZERS[name].resolve(defaults[name])),
             rank=i + 1,
-            memory_bytes=None
-            if profile.params is None
-            else OPTIMIZERS[name].memory_bytes(profile.params),
+            memory_bytes=need(name),
             fits_memory=fits(name),
             sparse=code[name][1],
+            state_bytes=None
+            if layout is None
+            else OPTIMIZERS[name].state_bytes(layout, profile.bytes_per_number),
         )
         for i, name in enumerate(ranked)
     )

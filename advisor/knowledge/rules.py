@@ -378,15 +378,19 @@ class SpaceEffect:
         return out
 
 
+#: Hyperparameters whose ranges are any positive numbers (the others are decay rates in [0, 1)).
+_POSITIVE = ("lr", "d_coef")
+
+
 def _pair(raw: object, param: str, where: str) -> tuple[float, float]:
     if not isinstance(raw, list) or len(raw) != 2:
         raise _Problem(where, f"takes [low, high], got {raw!r}")
     low, high = _number(raw[0], where), _number(raw[1], where)
     if low > high:
         raise _Problem(where, f"needs low <= high, got {raw!r}")
-    if param == "lr" and low <= 0:
-        raise _Problem(where, f"a learning rate range needs low > 0, got {raw!r}")
-    if param != "lr" and not 0 <= low <= high < 1:
+    if param in _POSITIVE and low <= 0:
+        raise _Problem(where, f"a {param} range needs low > 0, got {raw!r}")
+    if param not in _POSITIVE and not 0 <= low <= high < 1:
         raise _Problem(where, f"a {param} range lies in [0, 1), got {raw!r}")
     return low, high
 
@@ -443,8 +447,8 @@ def _space_effect(raw: object, where: str) -> SpaceEffect:
         kw["exponent"] = _number(raw.get("exponent", 1.0), f"{where}.exponent")
     elif raw["fix"] is not True:
         raise _Problem(f"{where}.fix", "fix takes true")
-    if op in ("scale", "scale_with") and param != "lr":
-        raise _Problem(f"{where}.param", "scaling applies to the learning rate ('lr') only")
+    if op in ("scale", "scale_with") and param not in _POSITIVE:
+        raise _Problem(f"{where}.param", "scaling applies to 'lr' and 'd_coef' only")
     if (kw.get("factor") is not None and kw["factor"] <= 0) or kw.get("reference", 1.0) <= 0:
         raise _Problem(where, "scale factors and references must be positive")
     if "log" in raw:

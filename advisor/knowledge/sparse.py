@@ -32,12 +32,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from advisor.knowledge.layout import ParamLayout
 from advisor.knowledge.optimizers import (
     create_optimizer,
-    format_call,
+    create_optimizers,
     get_optimizer_info,
     torch_line,
 )
+from advisor.knowledge.snippets import call_text
 
 if TYPE_CHECKING:
     import torch
@@ -67,9 +69,15 @@ class SparseSetup:
         return {"mode": self.mode, "advice": self.advice}
 
 
+def _refuses_decay(name: str) -> bool:
+    """torch.optim refuses weight decay on sparse gradient tensors; Lion (lion-pytorch)
+    applies it to the dense weights, whatever the gradient's layout."""
+    return get_optimizer_info(name).module == "torch.optim"
+
+
 def _mode(name: str, hp: Mapping[str, float]) -> str:
     info = get_optimizer_info(name)
-    if info.sparse_gradients and not hp.get("weight_decay"):
+    if info.sparse_gradients and not (_refuses_decay(name) and hp.get("weight_decay")):
         return "sparse"
     return "split" if info.sparse_adam_tables else "dense"
 
@@ -82,9 +90,13 @@ def sparse_setup(name: str, hyperparameters: Mapping[str, float] | None = None) 
     cls = f"torch.optim.{info.torch_class}"
     mode = _mode(name, hp)
     if mode == "sparse":
+        decay = (
+            "; keep its weight decay at 0 (torch refuses weight decay on sparse gradients)"
+            if _refuses_decay(name)
+            else ""
+        )
         advice = (
-            f"{name} ({cls}) runs on sparse gradient tensors as printed, with bounded state; "
-            "keep its weight decay at 0 (torch refuses weight decay on sparse gradients)."
+            f"{name} ({cls}) runs on sparse gradient tensors as printed, with bounded state{decay}."
         )
         return SparseSetup(name, mode, advice, line)
     if mode == "split":
@@ -102,7 +114,7 @@ def sparse_setup(name: str, hyperparameters: Mapping[str, float] | None = None) 
             "params = [p for p in model.parameters() if id(p) not in sparse]",
             "optimizers = []  # zero_grad() and step() each one",
             "if tables:",
-            f"    optimizers.append({format_call('torch.optim.SparseAdam', 'tables', kwargs)})",
+            f"    optimizers.append({call_text('torch.optim.SparseAdam', kwargs, params='tables')})",
             "if params:",
             f"    optimizers.append({line})",
         ]
@@ -136,10 +148,15 @@ def sparse_embeddings(model: nn.Module) -> list[nn.Embedding | nn.EmbeddingBag]:
 
 
 def build_optimizers(
-    model: nn.Module, name: str, hyperparameters: Mapping[str, float] | None = None
+    model: nn.Module,
+    name: str,
+    hyperparameters: Mapping[str, float] | None = None,
+    *,
+    layout: ParamLayout | None = None,
 ) -> list[torch.optim.Optimizer]:
-    """The optimizers :func:`sparse_setup`'s code builds for ``model`` (one when the model
-    has no sparse embeddings). The ``dense`` mode switches the embeddings to dense
+    """The optimizers :func:`sparse_setup`'s code builds for ``model`` (as many as
+    :func:`~advisor.knowledge.optimizers.create_optimizers` builds when the model has no
+    sparse embeddings), in train mode. The ``dense`` mode switches the embeddings to dense
     gradients, in ``model`` itself, as the printed code does."""
     import torch
 
@@ -147,12 +164,15 @@ def build_optimizers(
     hp = info.resolve(hyperparameters or {})
     embeddings = sparse_embeddings(model)
     mode = _mode(name, hp)
-    if not embeddings or mode == "sparse":
-        return [create_optimizer(name, model.parameters(), hp)]
-    if mode == "dense":
+    if embeddings and mode == "dense":
         for m in embeddings:
             m.sparse = False
-        return [create_optimizer(name, model.parameters(), hp)]
+    if not embeddings or mode != "split":
+        built = create_optimizers(name, model, hp, layout=layout)
+        if info.train_eval:  # the printed code calls optimizer.train() too
+            for o in built:
+                o.train()  # type: ignore[attr-defined]
+        return built
     sparse = {id(m.weight) for m in embeddings}
     tables = [p for p in model.parameters() if id(p) in sparse]
     params = [p for p in model.parameters() if id(p) not in sparse]

@@ -44,6 +44,7 @@ from advisor.knowledge.recommender import Reason, printed_code
 from advisor.knowledge.sparse import build_optimizers
 from advisor.train import MemberConfig, Population
 from advisor.train.batches import minibatches
+from advisor.train.layout import model_layout
 from advisor.train.model_ref import build, resolve_model_arg, seeded
 
 if TYPE_CHECKING:
@@ -240,10 +241,14 @@ def lr_range_test(
         raise InvalidValueError("give at least one optimizer to the LR range test.")
     infos = [get_optimizer_info(n) for n in names]  # unknown name -> UnknownNameError
     for info in infos:
-        if info.full_batch:
+        if info.full_batch or info.lr_free:
+            why = (
+                "a full-batch method whose line search picks the step"
+                if info.full_batch
+                else "learning-rate-free: it estimates its own step size"
+            )
             raise InvalidValueError(
-                f"{info.name!r} is a full-batch method whose line search picks the step: "
-                "it has no learning-rate range to test. Leave it out."
+                f"{info.name!r} is {why}: it has no learning-rate range to test. Leave it out."
             )
     names = list(dict.fromkeys(info.name for info in infos))
     _check(min_lr, max_lr, steps, smooth, diverge_factor)
@@ -309,15 +314,16 @@ def _run_module(
     device = ds.x_train.device
     model = build(factory, ds, seed).to(device)
     model.train()
-    # sparse embeddings: the optimizers the printed code builds (SparseAdam for the tables, ...)
-    optimizers = build_optimizers(model, name, {"lr": lrs[0]})
     with seeded(seed, device):  # dropout masks from the seed; the caller's RNG untouched
+        layout = model_layout(model, ds.x_train[:2])
+        # what the printed code builds: Muon's split, SparseAdam for sparse tables, train mode
+        optimizers = build_optimizers(model, name, {"lr": lrs[0]}, layout=layout)
         for step, idx in enumerate(batches):
             for optimizer in optimizers:
                 for group in optimizer.param_groups:
                     group["lr"] = lrs[step]
-                optimizer.zero_grad(set_to_none=True)
             idx = idx.to(device)
+            model.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(ds.x_train[idx]), ds.y_train[idx])
             if not curve.add(lrs[step], float(loss.detach())):
                 return
@@ -337,15 +343,17 @@ def probe_ranges(
 ) -> dict[str, Range]:
     """Narrowed ``lr`` ranges from the LR range test, for a tuner to use instead of its own.
 
-    Full-batch optimizers (L-BFGS) and runs whose loss was never finite are left out of the
-    result: keep their current range. Default test settings (``1e-6 .. 10``, 100 steps).
+    Full-batch optimizers (L-BFGS), learning-rate-free ones (Prodigy) and runs whose loss
+    was never finite are left out of the result: keep their current range. Default test settings (``1e-6 .. 10``, 100 steps).
 
     >>> ranges = probe_ranges(["adam", "nesterov", "lbfgs"], "mnist-5k", device="cpu")
     >>> sorted(ranges), ranges["adam"].source
     (['adam', 'nesterov'], 'lr_range_test')
     """
     names = [get_optimizer_info(o).name for o in optimizers]
-    testable = [n for n in names if not get_optimizer_info(n).full_batch]
+    testable = [
+        n for n in names if not (get_optimizer_info(n).full_batch or get_optimizer_info(n).lr_free)
+    ]
     if not testable:
         return {}
     dev = device if isinstance(device, str) else str(device)

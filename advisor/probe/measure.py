@@ -7,7 +7,10 @@
   the optimizers each candidate's printed code builds: :mod:`advisor.knowledge.sparse`);
   **memory** — the device's memory, and for every
   registered optimizer the training memory of weights + gradients + its state (registry
-  ``memory_bytes``) and whether it fits;
+  ``memory_bytes``, tensor by tensor over the measured layout) and whether it fits;
+- **layout** — each tensor's role (:func:`advisor.train.layout.model_layout`): the share
+  of parameters in hidden 2-D weights (Muon's part) and in embeddings; **model kind** —
+  mlp, cnn, transformer, rnn or embedding-heavy, from the modules;
 - **samples** — training examples; **domain** — ``vision`` for the built-in image sets;
 - **convexity** — from the model's graph (``torch.fx``): ``convex`` when the logits are
   affine in the weights (one layer of ``Linear``/``Conv``, with only ``Flatten``,
@@ -52,6 +55,7 @@ from advisor.core.devices import device_memory_bytes, resolve_device
 from advisor.core.errors import InvalidValueError, TrainingError
 from advisor.core.units import format_duration, parse_duration
 from advisor.data.datasets import as_dataset
+from advisor.knowledge.layout import ParamLayout
 from advisor.knowledge.optimizers import OPTIMIZERS
 from advisor.knowledge.profile import FIELDS, Profile
 from advisor.knowledge.rules import OPERATOR_SYMBOLS, load_rules
@@ -59,6 +63,7 @@ from advisor.knowledge.sparse import build_optimizers, sparse_embeddings
 from advisor.probe.convexity import convexity_of
 from advisor.train import MemberConfig, Population, default_population
 from advisor.train.batches import minibatches, steps_per_epoch
+from advisor.train.layout import model_kind, model_layout
 from advisor.train.model_ref import build, resolve_model_arg, seeded
 
 if TYPE_CHECKING:
@@ -357,6 +362,9 @@ _SOURCES = {
     "device": "measured",
     "domain": "dataset",
     "sparse_gradients": "measured",
+    "model_kind": "measured",
+    "hidden_share": "measured",
+    "embedding_share": "measured",
     "batch_size": "given",
     "budget": "given",
 }
@@ -400,6 +408,8 @@ class MeasuredProfile:
     trials: int | None
     domain: str
     sparse_gradients: bool = False
+    layout: ParamLayout | None = None
+    model_kind: str = "unknown"
 
     @property
     def trial_s(self) -> float:
@@ -422,7 +432,11 @@ class MeasuredProfile:
             "trials": self.trials,
             "domain": self.domain,
             "sparse_gradients": self.sparse_gradients,
+            "model_kind": self.model_kind,
         }
+        if self.layout is not None:
+            values["hidden_share"] = self.layout.hidden_share
+            values["embedding_share"] = self.layout.embedding_share
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return Profile.from_dict(values)
 
@@ -469,6 +483,7 @@ class MeasuredProfile:
             name: {"bytes": need, "fits": None if memory is None else need <= memory}
             for name, need in self.optimizer_memory.items()
         }
+        out["layout"] = None if self.layout is None else self.layout.to_dict()
         out["gradient_norms"] = {k: _json_float(v) for k, v in self.gradient_norms.items()}
         out["noise_scale"] = {
             "value": self.noise_scale,
@@ -525,6 +540,8 @@ class MeasuredProfile:
             lines.append(f"{head.ljust(width)} → {pairs[0]}" if pairs else head)
             lines += [f"{' ' * width} → {p}" for p in pairs[1:]]
         lines.append(f"  convexity: {self.convexity_reason}")
+        if self.layout is not None:
+            lines.append(f"  layout ({self.model_kind}): {_layout_text(self.layout)}")
         norms = ", ".join(f"'{k}' {v:.3g}" for k, v in self.gradient_norms.items())
         lines.append(
             f"  gradient norms at init: {norms}; {self.gradients}: {self.gradients_reason}"
@@ -548,6 +565,27 @@ class MeasuredProfile:
             timing += f"; the budget {format_duration(self.budget)} allows ~{self.trials:,} trials"
         lines.append(timing)
         return "\n".join(lines)
+
+
+def _layout_text(layout: ParamLayout) -> str:
+    """``hidden 2-D weights 16,384 (13.9%): 2.weight; input layer ...``, per role."""
+    labels = {
+        "hidden": "hidden 2-D weights",
+        "input": "input layer",
+        "head": "output head",
+        "embedding": "embeddings",
+        "other": "other",
+        "vector": "biases and norms",
+    }
+    parts = []
+    for role, label in labels.items():
+        names = layout.names(role)
+        if not names:
+            continue
+        shown = ", ".join(names) if len(names) <= 3 else f"{len(names)} tensors"
+        share = layout.share(role) or 0.0
+        parts.append(f"{label} {layout.count(role):,} ({share:.1%}): {shown}")
+    return "; ".join(parts)
 
 
 def _json_float(v: float) -> float | None:
@@ -628,6 +666,7 @@ def profile_model(
     convexity, convexity_reason = convexity_of(net)
     with seeded(seed, dev):  # dropout draws from the global generator: fork it
         stats = _gradient_stats(net, ds, batch_size, batches, seed)
+        layout = model_layout(net, ds.x_train[:2])  # after the stats: they check the forward
     gradients, gradients_reason = classify_gradients(stats.quantities)
     noise_scale = None
     if stats.noise:
@@ -648,7 +687,7 @@ def profile_model(
     trial_s = epochs * steps * (member_s if member_s is not None else step_s)
     # a Profile holds counts >= 1: a budget too short for one trial still says "1"
     trials = None if budget_s is None else max(1, int(budget_s // max(trial_s, 1e-9)))
-    sizes = {n: info.memory_bytes(params) for n, info in OPTIMIZERS.items()}
+    sizes = {n: info.memory_bytes(params, layout) for n, info in OPTIMIZERS.items()}
     return MeasuredProfile(
         model=model_name,
         dataset=ds.name,
@@ -676,4 +715,6 @@ def profile_model(
         trials=trials,
         domain="vision" if ds.name in _VISION else "unknown",
         sparse_gradients=sparse,
+        layout=layout,
+        model_kind=model_kind(net, layout),
     )

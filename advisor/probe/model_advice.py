@@ -83,16 +83,22 @@ def recommend_model(
     ``model`` is measured on ``data`` by :func:`advisor.profile_model`; what you state in
     ``given`` (profile fields) wins over what was measured. With ``probe_lr`` each
     candidate's learning-rate range is narrowed by the LR range test (its loss curves drawn
-    to ``plot``); full-batch L-BFGS has no range to probe.
+    to ``plot``); full-batch L-BFGS and learning-rate-free Prodigy have no range to probe.
     """
     ds = as_dataset(data, seed, data_dir)
     measured = profile_model(
         model, ds, device=device, batch_size=batch_size, budget=budget, seed=seed
     )
     profile = measured.to_profile(dict(given or {}))
-    rec = recommend(profile, rules_dirs=rules_dirs, top=top)
+    rec = recommend(profile, rules_dirs=rules_dirs, top=top, layout=measured.layout)
     results: dict[str, LRRangeResult] = {}
-    names = [c.optimizer for c in rec.candidates if not get_optimizer_info(c.optimizer).full_batch]
+    names = [
+        c.optimizer
+        for c in rec.candidates
+        if not (
+            get_optimizer_info(c.optimizer).full_batch or get_optimizer_info(c.optimizer).lr_free
+        )
+    ]
     if probe_lr and names:
         results = lr_range_test(
             names, ds, model=model, batch_size=batch_size, seed=seed, device=device, plot=plot

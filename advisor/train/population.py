@@ -33,10 +33,12 @@ import torch
 from torch import Tensor
 
 from advisor.core.errors import InvalidValueError
+from advisor.train.layout import model_layout
 from advisor.train.members import (
     MemberConfig,
 )
 from advisor.train.models import mnist_mlp
+from advisor.train.population_modern import ModernGroup, make_group
 from advisor.train.population_optim import UpdateGroup, group_key, torch_settings
 from advisor.train.reference import as_device
 from advisor.train.schedules import lr_factors
@@ -50,6 +52,15 @@ _NAMES = ("0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias")
 MAX_GROUP = 16
 # Evaluation walks a split in chunks of at most this many activations (K*H*rows).
 _EVAL_ACTIVATIONS = 1 << 22
+
+
+def _roles(hidden: int, n_features: int, n_classes: int) -> list[str]:
+    """The role of each stacked tensor, in ``_NAMES`` order (as ``model_layout`` finds them)."""
+    with torch.random.fork_rng(devices=[]):  # building the model draws its init
+        model = mnist_mlp(hidden, n_features, n_classes)
+    layout = model_layout(model, torch.zeros(1, n_features))
+    roles = {p.name: p.role for p in layout.params}
+    return [roles[name] for name in _NAMES]
 
 
 def default_population(device: str | torch.device = "cpu") -> int:
@@ -152,8 +163,11 @@ class Population:
         self.keys: list[Hashable] = [keys[i] for i in order]
         self.configs: list[MemberConfig] = [configs[i] for i in order]
         runs = [list(members) for _, members in groupby(order, key=lambda i: gkeys[i])]
-        self.groups = [
-            UpdateGroup([settings[i] for i in run[start : start + MAX_GROUP]], fused=fused)
+        roles = _roles(hidden, n_features, n_classes)
+        self.groups: list[UpdateGroup | ModernGroup] = [
+            make_group(
+                [settings[i] for i in run[start : start + MAX_GROUP]], fused=fused, roles=roles
+            )
             for run in runs
             for start in range(0, len(run), MAX_GROUP)
         ]
@@ -287,6 +301,18 @@ class Population:
 
     def _lrs(self, step: int) -> list[float]:
         return [lr * table[step] for lr, table in zip(self.base_lrs, self.lr_tables)]
+
+    def train_mode(self) -> None:
+        """Before training steps: schedule-free members hold their training weights ``y``."""
+        for group in self.groups:
+            if isinstance(group, ModernGroup):
+                group.train_mode()
+
+    def eval_mode(self) -> None:
+        """Before evaluating: schedule-free members hold their averaged weights ``x``."""
+        for group in self.groups:
+            if isinstance(group, ModernGroup):
+                group.eval_mode()
 
     def update(self, step: int) -> None:
         """Apply every group's optimizer to the gradients in ``self.grads``."""

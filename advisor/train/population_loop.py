@@ -81,6 +81,7 @@ def train_population(
 
     for epoch in range(1, epochs + 1):
         perm = epoch_permutation(x_train.shape[0], data_seed=data_seed, epoch=epoch, device=dev)
+        pop.train_mode()
         pop.loss_sum.zero_()
         seen, seen_sums = 0, [0.0] * pop.size
         diverged: dict[Hashable, str] = {}
@@ -100,6 +101,7 @@ def train_population(
                         break
                 seen, seen_sums = i, (pop.loss_sum.tolist() if bad else sums)
         train_losses = [s / len(bounds) for s in pop.loss_sum.tolist()]
+        pop.eval_mode()
         if pop.size:
             accuracy, val_loss = pop.evaluate(data.x_val, data.y_val)
             bad = {}

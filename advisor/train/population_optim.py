@@ -16,7 +16,8 @@ On the CPU, SGD (all variants), Adagrad, Adam and AdamW use torch's fused CPU ke
 (``torch._fused_adam_`` ...), called once per member with its own scalars: one pass over
 memory instead of five to eight, about 3x faster than the vectorized ops. Elsewhere (CUDA,
 where K launches per step would cost more than they save) and for RMSprop, NAdam and RAdam
-(no fused kernel), the vectorized ``[G, 1, 1]`` code runs.
+(no fused kernel), the vectorized ``[G, 1, 1]`` code runs. Muon, Adafactor, Lion,
+Schedule-Free AdamW and Prodigy have their groups in :mod:`advisor.train.population_modern`.
 """
 
 from __future__ import annotations
@@ -28,20 +29,52 @@ import torch
 from torch import Tensor
 
 from advisor.core.errors import TrainingError
-from advisor.knowledge.optimizers import create_optimizer
+from advisor.knowledge.optimizers import construct, get_optimizer_info
 
-#: torch.optim classes the population trainer implements.
-SUPPORTED_CLASSES = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam")
+#: Optimizer classes the population trainer implements (torch.optim's and the packages').
+SUPPORTED_CLASSES = (
+    "SGD",
+    "Adagrad",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "NAdam",
+    "RAdam",
+    "Muon",
+    "Adafactor",
+    "Lion",
+    "AdamWScheduleFree",
+    "Prodigy",
+)
 _FUSED_CLASSES = ("SGD", "Adagrad", "Adam", "AdamW")
-# Settings that must keep torch's default for the population trainer to be exact.
-_UNSUPPORTED = {"maximize": False, "amsgrad": False, "centered": False, "differentiable": False}
+# Settings that must keep their default for the population trainer to be exact.
+_UNSUPPORTED = {
+    "maximize": False,
+    "amsgrad": False,
+    "centered": False,
+    "differentiable": False,
+    "use_bias_correction": False,  # Prodigy
+    "safeguard_warmup": False,
+    "slice_p": 1,
+    "decouple": True,
+    "fsdp_in_use": False,
+}
 # Per-member (tuned) settings; every other setting is part of the group key.
-_TUNED = ("lr", "momentum", "betas", "weight_decay")
+_TUNED = ("lr", "momentum", "betas", "weight_decay", "d_coef")
+_NOT_UPDATE_RULE = ("foreach", "fused", "capturable")
 
 
 def torch_settings(optimizer: str, hyperparameters: Mapping[str, float]) -> dict[str, Any]:
-    """The torch.optim settings (``optimizer.defaults``) of a member, via the registry."""
-    probe = create_optimizer(optimizer, [torch.nn.Parameter(torch.zeros(1))], hyperparameters)
+    """The settings (``optimizer.defaults``) of a member, via the registry.
+
+    For Muon, ``aux`` holds the fixed settings of its AdamW (the member's ``lr`` and
+    ``weight_decay`` are shared) as a tuple of pairs.
+    """
+    info = get_optimizer_info(optimizer)
+    shape = (1, 1) if info.param_shapes == "2d" else (1,)
+    probe = construct(
+        info, [torch.nn.Parameter(torch.zeros(shape))], info.torch_kwargs(hyperparameters)
+    )
     kind = type(probe).__name__
     if kind not in SUPPORTED_CLASSES:
         raise TrainingError(
@@ -56,6 +89,19 @@ def torch_settings(optimizer: str, hyperparameters: Mapping[str, float]) -> dict
                 f"of torch.optim.{kind}; train {optimizer!r} with the reference trainer."
             )
     settings["class"] = kind
+    if info.aux is not None:
+        aux = construct(
+            get_optimizer_info(info.aux),
+            [torch.nn.Parameter(torch.zeros(1))],
+            info.aux_kwargs(hyperparameters),
+        )
+        settings["aux"] = tuple(
+            sorted(
+                (k, v)
+                for k, v in aux.defaults.items()
+                if k not in ("lr", "weight_decay", *_NOT_UPDATE_RULE)
+            )
+        )
     return settings
 
 
@@ -65,7 +111,7 @@ def group_key(settings: Mapping[str, Any]) -> tuple[Hashable, ...]:
     fixed = tuple(
         (name, value)
         for name, value in sorted(settings.items())
-        if name not in _TUNED and name not in ("foreach", "fused", "capturable")
+        if name not in _TUNED and name not in _NOT_UPDATE_RULE
     )
     flags: tuple[Hashable, ...] = ()
     if kind in ("SGD", "RMSprop"):

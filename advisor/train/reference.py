@@ -1,9 +1,14 @@
 """The reference trainer: any ``nn.Module``, any registered optimizer, one member at a time.
 
 It is the textbook loop without a DataLoader: minibatches are rows of tensors already on
-the device, in the order of :func:`advisor.train.batches.epoch_permutation`; the optimizer
-comes from :func:`advisor.knowledge.optimizers.create_optimizer`; the schedule is a ``LambdaLR``
-stepped after every optimizer step. Full-batch optimizers (L-BFGS) take one
+the device, in the order of :func:`advisor.train.batches.epoch_permutation`; the optimizers
+come from :func:`advisor.knowledge.optimizers.create_optimizers` (one, or for Muon two: Muon on
+the hidden 2-D weights that :func:`advisor.train.layout.model_layout` finds, AdamW on the
+rest); the schedule is a ``LambdaLR`` per optimizer, stepped after every optimizer step.
+Schedule-free optimizers get ``optimizer.train()`` before each epoch's steps and
+``optimizer.eval()`` before each evaluation (so the returned model holds the averaged
+weights), and the model's BatchNorm statistics are recomputed after ``eval()``
+(:func:`recompute_batchnorm`). Full-batch optimizers (L-BFGS) take one
 ``optimizer.step(closure)`` per epoch over the whole training set (the closure accumulates
 gradients over chunks of :data:`FULL_BATCH_CHUNK` rows to bound memory), so an L-BFGS
 "epoch" is up to ``max_iter`` (torch default 20) quasi-Newton iterations.
@@ -24,8 +29,9 @@ from torch import nn
 
 from advisor.core.devices import resolve_device
 from advisor.data.dataset import Dataset
-from advisor.knowledge.optimizers import create_optimizer
+from advisor.knowledge.optimizers import create_optimizers
 from advisor.train.batches import batch_bounds, epoch_permutation
+from advisor.train.layout import model_layout
 from advisor.train.members import (
     CHECK_EVERY,
     MemberConfig,
@@ -41,6 +47,8 @@ from advisor.train.schedules import lr_lambda
 
 #: Rows per forward pass when a full-batch closure or an evaluation walks a whole split.
 FULL_BATCH_CHUNK = 8192
+#: Training minibatches run through a model to recompute its BatchNorm statistics.
+BATCHNORM_BATCHES = 50
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,35 @@ def evaluate_module(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple
     model.train(was_training)
     n = max(1, x.shape[0])
     return float(correct) / n, float(loss) / n
+
+
+@torch.no_grad()
+def recompute_batchnorm(
+    model: nn.Module, x: torch.Tensor, batch_size: int, batches: int = BATCHNORM_BATCHES
+) -> bool:
+    """Recompute BatchNorm running statistics at the current weights; False if there is none.
+
+    Schedule-free training collects them at the training weights ``y``; evaluation uses the
+    averaged ``x`` (Defazio et al. 2024, and the schedulefree README). The statistics are
+    reset and averaged (``momentum=None``) over the first ``batches`` minibatches of ``x``,
+    in train mode without gradients; the caller's random state is left as it was.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return False
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        for start in range(0, min(x.shape[0], batches * batch_size), batch_size):
+            model(x[start : start + batch_size])
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+    return True
 
 
 def _full_batch_closure(
@@ -142,20 +179,29 @@ def train_reference(
     x_train, x_val = data.x_train.to(x_dtype), data.x_val.to(x_dtype)
     y_train = data.y_train
     n = x_train.shape[0]
-    optimizer = create_optimizer(config.optimizer, model.parameters(), config.hyperparameters)
+    layout = None
+    if info.param_shapes == "2d":
+        with torch.random.fork_rng(devices=[]):  # the forward pass may draw dropout masks
+            layout = model_layout(model, x_train[:2])
+    optimizers = create_optimizers(config.optimizer, model, config.hyperparameters, layout=layout)
+    optimizer = optimizers[0]
     bounds = batch_bounds(n, batch_size)
     total_steps = epochs if info.full_batch else epochs * len(bounds)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(config.schedule, max(1, total_steps))
-    )
+    schedulers = [
+        torch.optim.lr_scheduler.LambdaLR(o, lr_lambda(config.schedule, max(1, total_steps)))
+        for o in optimizers
+    ]
     log = MemberLog(key, config)
     model.train()
     for epoch in range(1, epochs + 1):
         reason: str | None = None
+        if info.train_eval:
+            for o in optimizers:
+                o.train()  # type: ignore[attr-defined]
         if info.full_batch:
             closure = _full_batch_closure(model, optimizer, x_train, y_train)
             train_loss = float(optimizer.step(closure))  # type: ignore[arg-type]
-            scheduler.step()
+            schedulers[0].step()
             reason = divergence_reason(train_loss, data.n_classes)
         else:
             perm = epoch_permutation(n, data_seed=data_seed, epoch=epoch, device=dev)
@@ -163,13 +209,15 @@ def train_reference(
             seen, seen_sum = 0, 0.0
             for step, (start, stop) in enumerate(bounds, 1):
                 idx = perm[start:stop]
-                optimizer.zero_grad(set_to_none=True)
+                for o in optimizers:
+                    o.zero_grad(set_to_none=True)
                 loss = F.cross_entropy(
                     model(x_train.index_select(0, idx)), y_train.index_select(0, idx)
                 )
                 loss.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
-                scheduler.step()
+                for o, scheduler in zip(optimizers, schedulers):
+                    o.step()
+                    scheduler.step()
                 loss_sum += loss.detach()
                 if step % CHECK_EVERY == 0 or step == len(bounds):
                     total = float(loss_sum)  # one device sync per window
@@ -178,6 +226,10 @@ def train_reference(
                         break
                     seen, seen_sum = step, total
             train_loss = float(loss_sum) / len(bounds)
+        if info.train_eval:
+            for o in optimizers:
+                o.eval()  # type: ignore[attr-defined]
+            recompute_batchnorm(model, x_train, batch_size)
         if reason is None:
             val_accuracy, val_loss = evaluate_module(model, x_val, data.y_val)
             reason = divergence_reason(val_loss, data.n_classes, "validation loss")

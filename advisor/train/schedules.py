@@ -10,6 +10,8 @@ Step ``t`` counts optimizer steps from 0 over the whole run (``total`` steps, al
   remaining ``total - W`` steps. 5% of the steps rather than "one epoch" so that the
   warmup is the same share of the run whatever the number of epochs (Goyal et al. 2017
   warm up for 5 of 90 epochs).
+- ``warmup_constant``: the same linear warmup, then 1: for schedule-free methods, whose
+  averaging replaces the decay (schedulefree's ``warmup_steps=W`` gives the same steps).
 
 Both trainers use :func:`lr_factor`: the population trainer multiplies each member's base
 learning rate by it, the reference trainer passes :func:`lr_lambda` to
@@ -19,6 +21,8 @@ learning rate by it, the reference trainer passes :func:`lr_lambda` to
 [1.0, 0.854, 0.5, 0.146]
 >>> [round(lr_factor("warmup_cosine", t, 40), 3) for t in range(4)]
 [0.5, 1.0, 1.0, 0.998]
+>>> [lr_factor("warmup_constant", t, 40) for t in (0, 1, 39)]
+[0.5, 1.0, 1.0]
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections.abc import Callable
 from advisor.core.checks import positive_int
 from advisor.core.errors import InvalidValueError, unknown_name
 
-SCHEDULES = ("constant", "cosine", "warmup_cosine")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "warmup_constant")
 #: Share of the steps spent warming up in ``warmup_cosine``.
 WARMUP_FRACTION = 0.05
 
@@ -42,7 +46,7 @@ def check_schedule(schedule: str) -> str:
 
 
 def warmup_steps(total_steps: int) -> int:
-    """Warmup length of ``warmup_cosine`` for a run of ``total_steps`` steps (at least 1)."""
+    """Warmup length of ``warmup_cosine`` and ``warmup_constant`` for ``total_steps`` steps (>= 1)."""
     return max(1, math.ceil(WARMUP_FRACTION * total_steps))
 
 
@@ -63,6 +67,8 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     warm = warmup_steps(total_steps)
     if step < warm:
         return (step + 1) / warm
+    if schedule == "warmup_constant":
+        return 1.0
     return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total_steps - warm)))
 
 

@@ -46,15 +46,27 @@ def subset(data: Dataset, n_train: int) -> Dataset:
 
 
 def calibrate(
-    train: Callable[..., Any], data: Dataset, k: int, batch_size: int, optimizer: str
+    train: Callable[..., Any],
+    data: Dataset,
+    k: int,
+    batch_size: int,
+    optimizer: str | Sequence[str],
 ) -> float:
-    """Seconds per member-epoch on the full data at population size ``k``, timed on a slice."""
+    """Seconds per member-epoch on the full data at population size ``k``, timed on a slice.
+
+    Several optimizers take turns in the population: their steps cost very different times
+    (Muon's bfloat16 Newton-Schulz iterations cost 100x an Adam step on a CPU without
+    native bfloat16), so the search is timed with the optimizers it will train.
+    """
 
     steps = 8
     n = min(len(data.x_train), steps * batch_size)
     sub = subset(data, n)
     stamps: list[float] = []
-    configs = [MemberConfig(optimizer, {}, "constant", init_seed=0, key=i) for i in range(k)]
+    names = [optimizer] if isinstance(optimizer, str) else list(optimizer)
+    configs = [
+        MemberConfig(names[i % len(names)], {}, "constant", init_seed=0, key=i) for i in range(k)
+    ]
 
     def on_epoch(report: Any) -> list[Any]:
         stamps.append(time.perf_counter())
@@ -80,30 +92,24 @@ def calibrate_costs(
 ) -> CostModel:
     """Measure what a member-epoch of each optimizer (and of the Adam baseline) costs.
 
-    Optimizers the population trainer batches share one calibration (Adam at population
-    ``k``, and at ``k_final`` for the finals): within a population every member pays the
-    same share. Each optimizer that trains alone (full-batch L-BFGS; every optimizer with
-    ``reference_only``, a user's model) gets its own, at one member. What ``known`` holds
-    is not measured again.
+    Each optimizer the population trainer batches is timed in a population of ``k`` of its
+    own (steps differ: Muon's Newton-Schulz iterations cost far more than Adam's update);
+    its finals cost scales like Adam's from ``k`` to ``k_final`` members. Each optimizer
+    that trains alone (full-batch L-BFGS; every optimizer with ``reference_only``, a
+    user's model) is timed at one member. What ``known`` holds is not measured again.
     """
     costs = known or CostModel(search={}, final={})
-    shared: tuple[float, float] | None = None
-    for o in dict.fromkeys([*optimizers, "adam"]):
+    for o in dict.fromkeys(["adam", *optimizers]):
         if o in costs.search:
             continue
         if reference_only or not get_optimizer_info(o).population:
             costs.search[o] = costs.final[o] = calibrate(train, data, 1, batch_size, o)
-            continue
-        if shared is None:
-            shared = (
-                (costs.search["adam"], costs.final["adam"])
-                if "adam" in costs.search
-                else (
-                    calibrate(train, data, k, batch_size, "adam"),
-                    calibrate(train, data, k_final, batch_size, "adam"),
-                )
-            )
-        costs.search[o], costs.final[o] = shared
+        elif o == "adam":
+            costs.search[o] = calibrate(train, data, k, batch_size, o)
+            costs.final[o] = calibrate(train, data, k_final, batch_size, o)
+        else:
+            costs.search[o] = calibrate(train, data, k, batch_size, o)
+            costs.final[o] = costs.search[o] * costs.final["adam"] / costs.search["adam"]
     return costs
 
 

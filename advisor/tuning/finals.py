@@ -1,4 +1,7 @@
-"""The finalist stage: the best search trials and the default baseline, re-run on several seeds.
+"""The finalist stage: the best search trials and the default baselines, re-run on several seeds.
+
+The baselines are the default ``Adam(lr=1e-3)`` and, as a second baseline, every
+learning-rate-free method at its defaults (Prodigy): what a user gets without tuning at all.
 
 It lives in its own study, ``<name>.final``, in the same storage, as *tasks*: one trial that
 sets the stage up (chooses the finalists, once the search has settled) and one trial per
@@ -59,7 +62,7 @@ def choose_finalists(study: optuna.Study, space: SearchSpace, k: int) -> list[Fi
         hp.update(
             {n.removeprefix(prefix): float(v) for n, v in t.params.items() if n.startswith(prefix)}
         )
-        schedule = str(t.params.get("schedule", space.schedules[0]))
+        schedule = space.schedule_of(optimizer, t.params)
         chosen.append(
             FinalistSpec(
                 label=f"{optimizer}#{t.number}",
@@ -268,7 +271,8 @@ def _set_up(
             n, why = plan_seeds(chosen)
             if why is not None:
                 final.set_user_attr(schema.FINAL_PLAN, {"seeds": n, "reason": why})
-        schema.write_finalists(final, [*chosen, BASELINE])
+        # the default Adam, and the learning-rate-free methods at their defaults: nothing tuned
+        schema.write_finalists(final, [*chosen, BASELINE, *schema.lr_free_baselines()])
     plan = final.user_attrs.get(schema.FINAL_PLAN)
     wanted = final_seeds(seeds[0], int(plan["seeds"]) if plan else seeds[1])
     have = {k[1] for t in final.get_trials(deepcopy=False) if (k := task_key(t)) and k[0] == "seed"}

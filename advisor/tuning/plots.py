@@ -90,14 +90,14 @@ def plot_learning_curves(result: TuneResult, path: Path) -> Path:
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for f in (*result.finalists, result.baseline):
+    for f in (*result.finalists, result.baseline, *result.lr_free):
         curves = [c for c in f.curves if c]
         if not curves:
             continue
         n = min(len(c) for c in curves)
         arr = np.array([c[:n] for c in curves])
         epochs = np.arange(1, n + 1)
-        style = "--" if f is result.baseline else "-"
+        style = "--" if f.is_baseline else "-"
         ax.plot(epochs, arr.mean(0), style, marker="o", label=f"{f.label} ({f.schedule})")
         ax.fill_between(epochs, arr.min(0), arr.max(0), alpha=0.15)
     ax.set_xlabel("epoch")
@@ -113,7 +113,7 @@ def plot_learning_curves(result: TuneResult, path: Path) -> Path:
 def plot_finalists(result: TuneResult, path: Path) -> Path:
     """Test accuracy of each finalist and the baseline with 95 % confidence intervals."""
     plt = _pyplot()
-    items = [*result.finalists, result.baseline]
+    items = [*result.finalists, result.baseline, *result.lr_free]
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(items) + 1.5))
     for i, f in enumerate(items):
         s = f.test_accuracy
@@ -121,14 +121,14 @@ def plot_finalists(result: TuneResult, path: Path) -> Path:
         color = (
             "tab:green"
             if f is result.recommendation
-            else ("tab:gray" if f is result.baseline else "tab:blue")
+            else ("tab:gray" if f.is_baseline else "tab:blue")
         )
         ax.errorbar([s.mean * 100], [i], xerr=err, fmt="o", color=color, capsize=4)
         ax.scatter([v * 100 for v in s.values], [i] * len(s.values), s=8, color=color, alpha=0.4)
     ax.set_yticks(range(len(items)), [f"{f.label} ({f.schedule})" for f in items])
     ax.invert_yaxis()
     ax.set_xlabel("test accuracy, % (mean, 95% CI, seeds as dots)")
-    ax.set_title("Finalists against the default Adam(lr=1e-3)")
+    ax.set_title("Finalists against the defaults (Adam(lr=1e-3), learning-rate-free methods)")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     save_png(plt, fig, path)

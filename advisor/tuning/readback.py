@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advisor.core.errors import AdvisorError, StorageError, unknown_name
+from advisor.core.units import format_duration
 from advisor.tuning import schema
 from advisor.tuning.budget import by_optimizer
 from advisor.tuning.config import DEFAULT_OUT, JOURNAL_FILE
@@ -113,12 +114,17 @@ def build_result(
     finalists = [finalist_from_runs(spec, runs, settings.n_classes) for spec in specs]
     verdict = judge(finalists)
     plan = final.user_attrs.get(schema.FINAL_PLAN)
-    notes = (*verdict.notes, *([plan["reason"]] if plan else []), *settings.notes)
     elapsed = schema.read_elapsed(search, final)
+    notes = (
+        *verdict.notes,
+        *([plan["reason"]] if plan else []),
+        *settings.notes,
+        *_budget_note(settings, elapsed),
+    )
     return TuneResult(
         recommendation=verdict.best,
         baseline=next(f for f in finalists if f.label == schema.BASELINE_LABEL),
-        finalists=tuple(f for f in finalists if f.label != schema.BASELINE_LABEL),
+        finalists=tuple(f for f in finalists if not f.is_baseline),
         tied_with_best=verdict.tied,
         difference=verdict.difference,
         trials=count_trials(search),
@@ -129,6 +135,27 @@ def build_result(
         notes=notes,
         budget=budget_summary(search, final, settings, elapsed, len(runs)),
         storage_url=storage_url,
+        lr_free=tuple(f for f in finalists if schema.is_lr_free_baseline(f.label)),
+        lr_free_tied=verdict.lr_free_tied,
+    )
+
+
+#: A run that took this many times its budget gets a note saying why.
+OVER_BUDGET = 1.5
+
+
+def _budget_note(settings: StudySettings, elapsed: float) -> tuple[str, ...]:
+    """Why a run took far longer than its budget: the finalist stage always runs in full."""
+    if not settings.budget_s or elapsed <= OVER_BUDGET * settings.budget_s:
+        return ()
+    return (
+        f"The run took {format_duration(elapsed)} against its {format_duration(settings.budget_s)} "
+        "budget: the first search batch and the finalist stage (finalists and baselines on "
+        "every seed) run in full whatever is left, and they took longer than timed at the "
+        f"start (a member-epoch: {settings.member_epoch_s:.3g} s in the search, "
+        f"{settings.final_member_epoch_s:.3g} s in the finalist stage). Other processes on the "
+        "machine slow it down, and so do optimizers with costly steps (Muon's bfloat16 "
+        "Newton-Schulz iterations on a CPU without native bfloat16).",
     )
 
 

@@ -1,8 +1,10 @@
 """What a tuning run found, and how it reads for people (text, Markdown) and machines (JSON).
 
-:class:`TuneResult` holds the finalists of the multi-seed stage and the default baseline;
-:func:`judge` decides the winner on validation accuracy, the ties on the test set, and the
-notes a reader must see. Rendering lives here with the values, as
+:class:`TuneResult` holds the finalists of the multi-seed stage, the default baseline and the
+second baselines (each learning-rate-free method at its defaults); :func:`judge` decides
+the winner on validation accuracy, the ties on the test set, and the notes a reader must
+see: among them, when a learning-rate-free method at its defaults ties the tuned winner,
+that the tuning bought nothing over it. Rendering lives here with the values, as
 :class:`~advisor.knowledge.recommender.Recommendation` does it; reading a study back is
 :mod:`advisor.tuning.readback`, writing the report files :mod:`advisor.tuning.outputs`.
 """
@@ -18,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.core.units import format_duration
 from advisor.knowledge.optimizers import torch_line
-from advisor.tuning.schema import BASELINE_LABEL, StudySettings
+from advisor.train.schedules import warmup_steps
+from advisor.tuning.schema import BASELINE_LABEL, StudySettings, is_lr_free_baseline
 from advisor.tuning.stats import Summary, paired_p_value, summarize
 from advisor.tuning.storage import open_storage
 
@@ -48,6 +51,11 @@ class Finalist:
     def torch(self) -> str:
         return torch_line(self.optimizer, self.hyperparameters)
 
+    @property
+    def is_baseline(self) -> bool:
+        """The default Adam or a learning-rate-free method at its defaults: nothing tuned."""
+        return self.label == BASELINE_LABEL or is_lr_free_baseline(self.label)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
@@ -72,14 +80,17 @@ class Verdict:
     tied: tuple[str, ...]
     difference: Mapping[str, Any]  # best minus baseline, test accuracy: mean, ci95, p_value
     notes: tuple[str, ...]
+    lr_free_tied: tuple[str, ...] = ()  # second baselines tied with a tuned best
 
 
 def judge(finalists: Sequence[Finalist]) -> Verdict:
-    """Choose the best of ``finalists`` (the baseline among them) on mean validation accuracy.
+    """Choose the best of ``finalists`` (the baselines among them) on mean validation accuracy.
 
-    Validation decides and the test set only reports; the baseline may win. A tuned
+    Validation decides and the test set only reports; a baseline may win. A tuned
     finalist is tied with the best when a paired t-test on the test accuracies over the
     same seeds gives p >= :data:`TIE_P_VALUE`. Ties in validation go to the earlier finalist.
+    A learning-rate-free method at its defaults that ties a tuned best gets a note: the
+    tuning bought nothing over it.
     """
     baseline = next(f for f in finalists if f.label == BASELINE_LABEL)
     best = max(finalists, key=lambda f: (f.val_accuracy.mean, -finalists.index(f)))
@@ -87,17 +98,24 @@ def judge(finalists: Sequence[Finalist]) -> Verdict:
         f.label
         for f in finalists
         if f is not best
-        and f is not baseline
+        and not f.is_baseline
         and paired_p_value(best.test_accuracy.values, f.test_accuracy.values) >= TIE_P_VALUE
     )
+    lr_free = [f for f in finalists if is_lr_free_baseline(f.label)]
     diffs = [a - b for a, b in zip(best.test_accuracy.values, baseline.test_accuracy.values)]
     d = summarize(diffs)
     p_value = paired_p_value(best.test_accuracy.values, baseline.test_accuracy.values)
     difference: dict[str, Any] = {"mean": d.mean, "ci95": list(d.ci95), "p_value": p_value}
     notes = []
+    lr_free_tied: list[str] = []
     if best is baseline:
         notes.append(
             "No tuned configuration beat the default Adam(lr=1e-3) on validation: keep the default."
+        )
+    elif is_lr_free_baseline(best.label):
+        notes.append(
+            f"No tuned configuration beat {best.optimizer} at its defaults on validation: the "
+            "tuning bought nothing over it; keep it (learning-rate-free: nothing to tune)."
         )
     elif d.mean < 0:
         notes.append(
@@ -107,7 +125,24 @@ def judge(finalists: Sequence[Finalist]) -> Verdict:
         )
     elif p_value >= TIE_P_VALUE:
         notes.append("The recommendation is not significantly better than the default baseline.")
-    return Verdict(best, tied, difference, tuple(notes))
+    if not best.is_baseline:
+        for f in lr_free:
+            p = paired_p_value(best.test_accuracy.values, f.test_accuracy.values)
+            if p >= TIE_P_VALUE:
+                lr_free_tied.append(f.label)
+                notes.append(
+                    f"The tuning bought nothing over {f.optimizer} at its defaults "
+                    f"({_one_line(f.torch)}): it ties the tuned winner on the test set "
+                    f"({f.test_accuracy.mean * 100:.2f}% vs {best.test_accuracy.mean * 100:.2f}%, "
+                    f"paired t-test p = {p:.3g})."
+                )
+    return Verdict(best, tied, difference, tuple(notes), tuple(lr_free_tied))
+
+
+def _one_line(code: str) -> str:
+    """The constructor call of a torch line (without its import or comments)."""
+    lines = [line for line in code.splitlines() if not line.startswith(("import ", "#"))]
+    return lines[0].removeprefix("optimizer = ") if lines else code
 
 
 @dataclass(frozen=True)
@@ -128,6 +163,8 @@ class TuneResult:
     storage_url: str | None = field(default=None, repr=False, compare=False)
     #: how the wall budget was spent (:func:`advisor.tuning.readback.budget_summary`)
     budget: Mapping[str, Any] = field(default_factory=dict)
+    lr_free: tuple[Finalist, ...] = ()  # the second baselines: learning-rate-free at defaults
+    lr_free_tied: tuple[str, ...] = ()
 
     @property
     def study(self) -> optuna.Study:
@@ -151,6 +188,8 @@ class TuneResult:
             "settings": self.settings.to_dict(),
             "notes": list(self.notes),
             "budget": dict(self.budget),
+            "lr_free_baselines": [f.to_dict() for f in self.lr_free],
+            "lr_free_tied_with_best": list(self.lr_free_tied),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -177,6 +216,9 @@ def schedule_line(schedule: str, settings: StudySettings) -> str:
         return f"cosine decay to 0: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max={t}), stepped every batch"
     if schedule == "warmup_cosine":
         return f"linear warmup then cosine decay to 0 over {t} batches (advisor.train.schedules.lr_factor)"
+    if schedule == "warmup_constant":
+        warm = f"warmup_steps={warmup_steps(steps)}" if steps else "5% of the steps"
+        return f"linear warmup over the first 5% of the steps, then constant ({warm})"
     return "constant learning rate"
 
 
@@ -229,8 +271,8 @@ def _momentum(f: Finalist) -> str:
 
 def _rows(result: TuneResult) -> list[list[str]]:
     rows = []
-    tied = set(result.tied_with_best)
-    for f in (*result.finalists, result.baseline):
+    tied = set(result.tied_with_best) | set(result.lr_free_tied)
+    for f in (*result.finalists, result.baseline, *result.lr_free):
         best = f is result.recommendation
         rows.append(
             [
@@ -244,7 +286,7 @@ def _rows(result: TuneResult) -> list[list[str]]:
                 f"{f.test_accuracy.mean * 100:.2f} ± {f.test_accuracy.std * 100:.2f}",
                 "best"
                 if best
-                else ("tied" if f.label in tied else ("" if f.label != "baseline" else "baseline")),
+                else ("tied" if f.label in tied else ("baseline" if f.is_baseline else "")),
             ]
         )
     return rows
@@ -272,11 +314,18 @@ def tune_text(result: TuneResult) -> str:
         "",
         f"Recommendation: {rec.optimizer}"
         + (f" (trial #{rec.trial})" if rec.trial is not None else " (the default)"),
-        f"  {rec.torch}",
+        *(f"  {line}" for line in rec.torch.splitlines()),
         f"  schedule: {schedule_line(rec.schedule, s)}",
         f"  test accuracy: {_pct(rec.test_accuracy)}",
         f"Baseline: {base.torch}, constant learning rate",
         f"  test accuracy: {_pct(base.test_accuracy)}",
+    ]
+    for f in result.lr_free:
+        lines += [
+            f"Second baseline (learning-rate-free, at its defaults): {_one_line(f.torch)}",
+            f"  test accuracy: {_pct(f.test_accuracy)}",
+        ]
+    lines += [
         f"Difference: {_difference(d)}",
     ]
     lines += [f"  note: {n}" for n in result.notes]
@@ -306,10 +355,19 @@ def tune_markdown(result: TuneResult) -> str:
     md = [
         f"# advisor tune — {s.dataset}",
         "",
-        f"**Recommendation: `{rec.optimizer}`** — `{rec.torch}`, {schedule_line(rec.schedule, s)}.",
+        f"**Recommendation: `{rec.optimizer}`** — {schedule_line(rec.schedule, s)}.",
+        "",
+        "```python",
+        rec.torch,
+        "```",
         "",
         f"- Test accuracy: {_pct(rec.test_accuracy)}",
         f"- Baseline `{base.torch}` (constant): {_pct(base.test_accuracy)}",
+        *(
+            f"- Second baseline `{_one_line(f.torch)}` (learning-rate-free, at its defaults): "
+            f"{_pct(f.test_accuracy)}"
+            for f in result.lr_free
+        ),
         f"- Difference: {_difference(d)}",
     ]
     md += [f"- **Note:** {n}" for n in result.notes]

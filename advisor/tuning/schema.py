@@ -40,6 +40,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from advisor.knowledge.optimizers import OPTIMIZERS
+
 if TYPE_CHECKING:
     import optuna
 
@@ -164,6 +166,27 @@ class FinalistSpec:
 
 #: The default the recommendation must beat: ``torch.optim.Adam(params, lr=1e-3)``, constant.
 BASELINE = FinalistSpec(BASELINE_LABEL, "adam", {"lr": 1e-3}, "constant")
+#: Labels of the second baselines: each learning-rate-free method at its defaults.
+LR_FREE_PREFIX = "defaults:"
+
+
+def lr_free_baselines() -> list[FinalistSpec]:
+    """Every learning-rate-free optimizer at its defaults (Prodigy: ``lr=1``, nothing tuned).
+
+    >>> [s.label for s in lr_free_baselines()]
+    ['defaults:prodigy']
+    """
+    return [
+        FinalistSpec(
+            LR_FREE_PREFIX + name, name, {}, info.schedules[0] if info.schedules else "constant"
+        )
+        for name, info in OPTIMIZERS.items()
+        if info.lr_free
+    ]
+
+
+def is_lr_free_baseline(label: str) -> bool:
+    return label.startswith(LR_FREE_PREFIX)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from advisor.core.errors import InvalidValueError, StorageError
 from advisor.core.units import format_duration
 from advisor.data.dataset import Dataset
 from advisor.data.datasets import as_dataset
+from advisor.knowledge.optimizers import get_optimizer_info
 from advisor.knowledge.profile import Profile
 from advisor.knowledge.recommender import Recommendation, recommend
 from advisor.probe.lr_range import probe_ranges
@@ -148,7 +149,8 @@ class Session:
         self._search(search, space, settings)
         t_finals = time.time()
         self.bar.update(
-            f"finalists  {c.finalists} best trials and the default Adam on fresh seeds ...",
+            f"finalists  {c.finalists} best trials, the default Adam and the learning-rate-free "
+            f"defaults on {c.seeds} fresh seeds ...",
             force=True,
         )
         final = run_finals(
@@ -188,7 +190,7 @@ class Session:
         now (the rest priced as the search's optimizers on average), at most half the budget."""
         c = self.config
         names = [f.optimizer for f in choose_finalists(search, space, c.finalists)]
-        finals = self.costs.finals_s(names, c.seeds, c.epochs)
+        finals = self.costs.finals_s([*names, *_lr_free()], c.seeds, c.epochs)
         if len(names) < c.finalists:
             mean = sum(self.costs.final.get(o, 0.0) for o in space.optimizers) / len(
                 space.optimizers
@@ -199,7 +201,8 @@ class Session:
     def _plan_seeds(self, specs: list[FinalistSpec]) -> tuple[int, str | None]:
         """Seeds the finalist stage can run in the time left (at least 2, for the t-test)."""
         c = self.config
-        one_seed = self.costs.finals_s([s.optimizer for s in specs], 1, c.epochs) - 1.0
+        names = [*(s.optimizer for s in specs), *_lr_free()]
+        one_seed = self.costs.finals_s(names, 1, c.epochs) - 1.0
         seeds = final_seeds_that_fit(c.seeds, one_seed, self._time_left() - 1.0)
         if seeds == c.seeds:
             return seeds, None
@@ -278,7 +281,7 @@ class Session:
         self.bar.update("timing the trainer ...", force=True)
         self.costs = self._calibrate([])  # the Adam baseline, at the search's population size
         epochs = expected_epochs(c.epochs)
-        finals = self.costs.finals_s(["adam"] * c.finalists, c.seeds, c.epochs)
+        finals = self.costs.finals_s(["adam"] * c.finalists + _lr_free(), c.seeds, c.epochs)
         search_s = max(c.budget_s - min(finals, c.budget_s / 2), 0.0)
         expected = c.trials or max(int(search_s / (self.costs.search["adam"] * epochs)), 1)
         # the rules see what the budget buys here: how many trials, not just how many minutes
@@ -293,7 +296,12 @@ class Session:
         )
         rec = recommend(profile, rules_dirs=c.rules_dirs)
         chosen = _choose(rec, c)
-        self.costs = self._calibrate(chosen, known=self.costs)
+        # time each candidate (steps differ: Muon's cost far more than Adam's) and the
+        # learning-rate-free baselines of the finals
+        self.costs = self._calibrate([*chosen, *_lr_free()], known=self.costs)
+        if c.trials is None:  # what the budget buys with the optimizers searched
+            per_trial = sum(self.costs.search[o] for o in chosen) / len(chosen) * epochs
+            expected = max(int(search_s / per_trial), 1)
         space = self._space(rec, chosen, expected)
         n_startup = min(self.population, expected)
         counts = (  # with a trial cap, evenly: reproducible (see _avoid)
@@ -407,7 +415,13 @@ class Session:
             for name, r in cand.search_space.items()
             if name in ("momentum", "beta1")
         }
-        return build_space(chosen, lr_ranges, mom_ranges, expected)
+        knob_ranges = {
+            cand.optimizer: r
+            for cand in rec.candidates
+            for name, r in cand.search_space.items()
+            if name == get_optimizer_info(cand.optimizer).knob != "lr"
+        }
+        return build_space(chosen, lr_ranges, mom_ranges, expected, knob_ranges)
 
     # ------------------------------------------------------------ the search loop
 
@@ -491,6 +505,11 @@ class Session:
             raise
         save()
         self.bar.done(search_line(count_trials(search), best_value(search), 0.0))
+
+
+def _lr_free() -> list[str]:
+    """The optimizers the finals run at their defaults beside Adam (learning-rate-free)."""
+    return [b.optimizer for b in schema.lr_free_baselines()]
 
 
 def _load(config: TuneConfig) -> Dataset:

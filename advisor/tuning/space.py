@@ -4,6 +4,9 @@ Dimensions grow with the number of trials the budget allows, as the Deep Learnin
 Playbook (Google Research, 2023) advises for Adam's hyperparameters: fewer than 10 trials →
 the learning rate only (with a cosine schedule: "it's important to have some (non-constant)
 schedule"); 10-25 → also momentum / beta1 and the schedule; 25 or more → also weight decay.
+A learning-rate-free method (Prodigy) keeps ``lr = 1`` and has its one knob (``d_coef``)
+tuned in the learning rate's place; a schedule-free one (``OptimizerInfo.schedules``)
+trains with its own schedule (warmup, then constant), not a sampled one.
 
 The first batch is a scrambled Sobol design, stratified over the candidate optimizers and
 enqueued into the study (quasi-random search for the first, highly parallel batch); TPE
@@ -57,7 +60,9 @@ class SearchSpace:
         dims = ["optimizer"] if len(self.optimizers) > 1 else []
         names = {k for r in self.ranges.values() for k in r}
         dims += [
-            n for n in ("lr", "momentum", "beta1", "beta2", "eps", "weight_decay") if n in names
+            n
+            for n in ("lr", "d_coef", "momentum", "beta1", "beta2", "eps", "weight_decay")
+            if n in names
         ]
         if len(self.schedules) > 1:
             dims.append("schedule")
@@ -85,6 +90,16 @@ class SearchSpace:
         d.pop("reason")
         return d
 
+    def schedule_of(self, optimizer: str, params: Mapping[str, Any]) -> str:
+        """The schedule a trial with these Optuna ``params`` trains with."""
+        own = get_optimizer_info(optimizer).schedules
+        if own:
+            return own[0]
+        return str(params.get("schedule", self.schedules[0]))
+
+    def _sampled_schedules(self, optimizer: str) -> bool:
+        return len(self.schedules) > 1 and not get_optimizer_info(optimizer).schedules
+
     def suggest(self, trial: optuna.Trial) -> tuple[str, dict[str, float], str]:
         """Sample ``(optimizer, hyperparameters, schedule)`` for one trial."""
         optimizer = (
@@ -97,8 +112,8 @@ class SearchSpace:
             hp[name] = trial.suggest_float(f"{optimizer}.{name}", r.low, r.high, log=r.log)
         schedule = (
             trial.suggest_categorical("schedule", list(self.schedules))
-            if len(self.schedules) > 1
-            else self.schedules[0]
+            if self._sampled_schedules(str(optimizer))
+            else self.schedule_of(str(optimizer), {})
         )
         return str(optimizer), hp, str(schedule)
 
@@ -117,7 +132,8 @@ class SearchSpace:
         for i, opt in enumerate(self.optimizers):
             per_opt = wanted.get(opt, 0)
             names = list(self.ranges[opt])
-            dims = len(names) + (1 if len(self.schedules) > 1 else 0)
+            sampled = self._sampled_schedules(opt)
+            dims = len(names) + (1 if sampled else 0)
             sobol = qmc.Sobol(d=max(dims, 1), scramble=True, seed=seed * 1009 + i)
             # Sobol balance needs a power of two; take the first per_opt of the next one
             u = sobol.random(2 ** math.ceil(math.log2(max(per_opt, 1))))[:per_opt]
@@ -128,7 +144,7 @@ class SearchSpace:
                     params["optimizer"] = opt
                 for j, name in enumerate(names):
                     params[f"{opt}.{name}"] = _from_unit(float(row[j]), self.ranges[opt][name])
-                if len(self.schedules) > 1:
+                if sampled:
                     k = min(int(row[len(names)] * len(self.schedules)), len(self.schedules) - 1)
                     params["schedule"] = self.schedules[k]
                 rows.append(params)
@@ -154,11 +170,13 @@ def build_space(
     lr_ranges: Mapping[str, Range],
     momentum_ranges: Mapping[str, Range],
     expected_trials: int,
+    knob_ranges: Mapping[str, Range] | None = None,
 ) -> SearchSpace:
     """The search space for ``optimizers`` given how many trials the budget allows.
 
-    ``lr_ranges`` / ``momentum_ranges`` come from the recommendation (rules may have moved
-    them); an optimizer missing from ``momentum_ranges`` uses the registry's range.
+    ``lr_ranges`` / ``momentum_ranges`` / ``knob_ranges`` (``d_coef`` of a
+    learning-rate-free method) come from the recommendation (rules may have moved them);
+    an optimizer missing from them uses the registry's range.
     """
     n = expected_trials
     tune_momentum = n >= TRIALS_FOR_MOMENTUM
@@ -176,6 +194,8 @@ def build_space(
     for opt in optimizers:
         info = get_optimizer_info(opt)
         r: dict[str, Range] = {"lr": lr_ranges.get(opt, info.search_space["lr"])}
+        if info.knob != "lr":  # learning-rate-free: lr stays 1, its knob takes lr's place
+            r[info.knob] = (knob_ranges or {}).get(opt, info.search_space[info.knob])
         if tune_momentum and info.momentum_name:
             r[info.momentum_name] = momentum_ranges.get(opt, info.search_space[info.momentum_name])
         if tune_wd and "weight_decay" in info.hyperparameters:
