@@ -92,25 +92,41 @@ def calibrate_costs(
 ) -> CostModel:
     """Measure what a member-epoch of each optimizer (and of the Adam baseline) costs.
 
-    Each optimizer the population trainer batches is timed in a population of ``k`` of its
-    own (steps differ: Muon's Newton-Schulz iterations cost far more than Adam's update);
-    its finals cost scales like Adam's from ``k`` to ``k_final`` members. Each optimizer
-    that trains alone (full-batch L-BFGS; every optimizer with ``reference_only``, a
-    user's model) is timed at one member. What ``known`` holds is not measured again.
+    The optimizers the population trainer batches are timed together, taking turns in one
+    population of ``k`` (their updates are a few elementwise passes each, small beside the
+    forward and backward passes they share), except those of :func:`timed_apart` (Muon:
+    its Newton-Schulz iterations cost far more), each timed in a population of its own.
+    Finals costs scale like Adam's from ``k`` to ``k_final`` members. Each optimizer that
+    trains alone (full-batch L-BFGS; every optimizer with ``reference_only``, a user's
+    model) is timed at one member. What ``known`` holds is not measured again; the running
+    estimate after each batch (:meth:`CostModel.observe`) corrects what the shared timing
+    averaged out.
     """
     costs = known or CostModel(search={}, final={})
-    for o in dict.fromkeys(["adam", *optimizers]):
-        if o in costs.search:
-            continue
-        if reference_only or not get_optimizer_info(o).population:
-            costs.search[o] = costs.final[o] = calibrate(train, data, 1, batch_size, o)
-        elif o == "adam":
-            costs.search[o] = calibrate(train, data, k, batch_size, o)
-            costs.final[o] = calibrate(train, data, k_final, batch_size, o)
-        else:
-            costs.search[o] = calibrate(train, data, k, batch_size, o)
-            costs.final[o] = costs.search[o] * costs.final["adam"] / costs.search["adam"]
+    todo = [o for o in dict.fromkeys(["adam", *optimizers]) if o not in costs.search]
+    alone = [o for o in todo if reference_only or not get_optimizer_info(o).population]
+    apart = [o for o in todo if o not in alone and timed_apart(o)]
+    together = [o for o in todo if o not in alone and o not in apart]
+    for o in alone:
+        costs.search[o] = costs.final[o] = calibrate(train, data, 1, batch_size, o)
+    if "adam" in together:
+        costs.final["adam"] = calibrate(train, data, k_final, batch_size, "adam")
+    if together:
+        shared = calibrate(train, data, k, batch_size, together)
+        costs.search.update(dict.fromkeys(together, shared))
+    for o in apart:
+        costs.search[o] = calibrate(train, data, k, batch_size, o)
+    scale = costs.final["adam"] / costs.search["adam"]
+    for o in [*together, *apart]:
+        costs.final.setdefault(o, costs.search[o] * scale)
     return costs
+
+
+def timed_apart(optimizer: str) -> bool:
+    """Whether a population optimizer's step is costly enough to be timed on its own: Muon
+    (hidden 2-D weights only), whose bfloat16 Newton-Schulz iterations cost 100-200 Adam
+    steps on a CPU without native bfloat16 (docs/optimizers.md)."""
+    return get_optimizer_info(optimizer).param_shapes == "2d"
 
 
 def sessions_spent(study: optuna.Study) -> float:

@@ -1,0 +1,94 @@
+"""Optuna's cost per trial as a study grows: ask (TPE over the bounded history) and tell.
+
+    python benchmarks/sampler_cost.py                          # 250 .. 8,000 trials
+    python benchmarks/sampler_cost.py --sizes 1000,4000 --recent 300,1000 --asks 64
+
+A study with advisor's default search space for mnist-5k (adam, adamw, lbfgs,
+schedulefree with lr, beta1/momentum, weight decay, eps, beta2 and the schedule) in memory
+is filled with ``N`` finished trials (a quarter complete, the rest pruned, values drawn at
+random), then one batch of ``--asks`` trials is asked through advisor's sampler (TPE,
+multivariate, grouped, constant liar, with the bounded history of
+:mod:`advisor.tuning.sampler`) and told. Printed: milliseconds per ask and per tell, for
+each history size ``RECENT`` given, and the trials per minute Optuna alone would allow.
+The in-memory storage leaves out the journal's writes: this is the sampler's share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import optuna  # noqa: E402
+
+from advisor.tuning import sampler as sampler_module  # noqa: E402
+from advisor.tuning.space import build_space  # noqa: E402
+
+OPTIMIZERS = ["adam", "adamw", "lbfgs", "schedulefree"]
+
+
+def fill(study: optuna.Study, space, n: int, rng: random.Random) -> None:  # noqa: ANN001
+    """``n`` finished trials drawn from ``space`` (random search), without the sampler."""
+    scratch = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
+    trials = []
+    for i in range(n):
+        t = scratch.ask()
+        space.suggest(t)
+        complete = i % 4 == 0
+        value = rng.uniform(0.5, 0.95)
+        state = optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.PRUNED
+        frozen = optuna.trial.create_trial(
+            params=t.params,
+            distributions=t.distributions,
+            value=value if complete else None,
+            intermediate_values={0: value} if not complete else {0: value, 4: value},
+            state=state,
+        )
+        trials.append(frozen)
+        scratch.tell(t, state=optuna.trial.TrialState.FAIL)
+    study.add_trials(trials)
+
+
+def measure(n: int, recent: int, asks: int) -> tuple[float, float]:
+    """Milliseconds per ask and per tell with ``n`` finished trials and history ``recent``."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = build_space(OPTIMIZERS, {}, {}, expected_trials=n)
+    study = optuna.create_study(direction="maximize")
+    fill(study, space, n, random.Random(n))
+    sampler_module.RECENT = recent
+    study.sampler = sampler_module.make_sampler(seed=0, n_startup=1)
+    t0 = time.perf_counter()
+    trials = []
+    for _ in range(asks):
+        t = study.ask()
+        space.suggest(t)
+        trials.append(t)
+    ask_ms = (time.perf_counter() - t0) / asks * 1e3
+    t0 = time.perf_counter()
+    for t in trials:
+        study.tell(t, 0.9)
+    tell_ms = (time.perf_counter() - t0) / asks * 1e3
+    return ask_ms, tell_ms
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="250,1000,4000,8000", help="finished trials")
+    parser.add_argument("--recent", default="300,1000", help="RECENT values to compare")
+    parser.add_argument("--asks", type=int, default=32, help="trials asked per measurement")
+    args = parser.parse_args(argv)
+    print("| finished trials | RECENT | ms per ask | ms per tell | trials/min (Optuna alone) |")
+    print("|---|---|---|---|---|")
+    for n in (int(s) for s in args.sizes.split(",")):
+        for recent in (int(r) for r in args.recent.split(",")):
+            ask_ms, tell_ms = measure(n, recent, args.asks)
+            per_min = 60_000 / (ask_ms + tell_ms)
+            print(f"| {n:,} | {recent:,} | {ask_ms:.1f} | {tell_ms:.2f} | {per_min:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
