@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import ablation  # noqa: E402
 import scenarios  # noqa: E402
 import validate_rules  # noqa: E402
 
@@ -109,3 +110,30 @@ def test_the_bag_of_words_model_sums_count_weighted_embeddings() -> None:
     counts = torch.tensor([[0.0, 2.0, 0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 0.0, 3.0]])
     expected = model.out(counts @ model.embedding.weight)
     torch.testing.assert_close(model(counts), expected)
+
+
+def test_each_ablation_switch_turns_its_part_off_and_is_restored_after() -> None:
+    from advisor.tuning import space
+
+    before = (space._SCHEDULES, space.TRIALS_FOR_WD_EPS, advisor.get_optimizer_info("adam"))
+    seen = {}
+    for variant in ablation.VARIANTS:
+        with ablation.switched_off(variant) as extra:
+            seen[variant] = (
+                space.build_space(["adam"], {}, {}, expected_trials=500),
+                advisor.get_optimizer_info("adam").population,
+                extra,
+            )
+        assert (
+            space._SCHEDULES,
+            space.TRIALS_FOR_WD_EPS,
+            advisor.get_optimizer_info("adam"),
+        ) == before
+    full_space, full_population, _ = seen["full"]
+    assert full_population and "weight_decay" in full_space.ranges["adam"]
+    assert set(full_space.schedules) > {"constant"}
+    assert seen["no-schedule-search"][0].schedules == ("constant",)
+    assert set(seen["no-extra-dims"][0].ranges["adam"]) == {"lr", "beta1"}
+    assert seen["no-population"][1] is False
+    assert seen["single-seed-selection"][2] == {"finalists": 1}
+    assert seen["no-rules"][2] == {"optimizers": advisor.list_optimizers()}
