@@ -203,6 +203,23 @@ class CostModel:
         cap = 1.5 * search_s / len(names)
         return {o for o in names if self.spent.get(o, 0.0) > cap}
 
+    def avoid(self, optimizers: Sequence[str], epochs_per_trial: float, left_s: float) -> set[str]:
+        """Optimizers not to sample now: over their share of the search time so far
+        (:meth:`over_share`), or whose one trial no longer fits the ``left_s`` seconds left.
+        Never all of them: when none fits, the cheapest trial overruns the least.
+
+        >>> costs = CostModel(search={"adam": 0.01, "lbfgs": 1.0}, final={})
+        >>> sorted(costs.avoid(["adam", "lbfgs"], 2.0, left_s=1.0))
+        ['lbfgs']
+        >>> sorted(costs.avoid(["adam", "lbfgs"], 2.0, left_s=0.0))
+        ['lbfgs']
+        """
+        avoid = self.over_share(optimizers, sum(self.spent.values()))
+        avoid |= {o for o in optimizers if self.trial_s(o, epochs_per_trial) > left_s}
+        if optimizers and avoid >= set(optimizers):
+            avoid.discard(min(optimizers, key=lambda o: self.trial_s(o, epochs_per_trial)))
+        return avoid
+
     def to_dict(self) -> dict[str, Any]:
         return {
             opt: {

@@ -257,6 +257,13 @@ def finished_trials(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=done))
 
 
+def waiting_trials(study: optuna.Study) -> int:
+    """Trials queued and not yet started: the first batch's design, retries."""
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
 def interrupt_trials(study: optuna.Study, numbers: Iterable[int], reason: str) -> None:
     """Fail trials left running by an interruption and queue their parameters again."""
     from optuna.trial import TrialState

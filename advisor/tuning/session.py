@@ -58,6 +58,7 @@ from advisor.tuning.search import (
     finished_trials,
     make_pruner,
     run_batch,
+    waiting_trials,
 )
 from advisor.tuning.space import SearchSpace, build_space, space_from_dict
 from advisor.tuning.storage import fail_stale_trials, open_storage, worker_id
@@ -221,11 +222,8 @@ class Session:
         """
         if self.config.trials is not None:
             return set()
-        spent = sum(self.costs.spent.values())
-        avoid = self.costs.over_share(space.optimizers, spent)
         left = self._time_left() - self.reserve
-        avoid |= {o for o in space.optimizers if self.costs.trial_s(o, epochs_per_trial) > left}
-        return avoid
+        return self.costs.avoid(space.optimizers, epochs_per_trial, left)
 
     def _open_search(self) -> tuple[optuna.Study, SearchSpace, StudySettings]:
         """Create the search study (first worker) or join/resume it."""
@@ -454,12 +452,16 @@ class Session:
                 left = self._time_left() - self.reserve
                 batch = k if c.trials is None else min(k, c.trials - done)
                 per_member = state.member_epoch_s * state.epochs_per_trial * 1.15
-                if per_member * batch > left and best_value(search) is not None:
-                    # out of time; but a study with no complete trial has nothing to
-                    # recommend, so the first batch always runs
-                    batch = int(left / per_member) if self.factory is None else 0
-                    if batch < min(2, k):
+                if per_member * batch > left:
+                    fit = int(left / per_member) if self.factory is None else 0
+                    if best_value(search) is None:
+                        # a study with no complete trial has nothing to recommend: the
+                        # first batch runs, but no larger than its queued design needs
+                        batch = min(batch, max(fit, waiting_trials(search), 1))
+                    elif fit < min(2, k):
                         break
+                    else:
+                        batch = fit
                 t0 = time.time()
                 outcome = run_batch(
                     search,
