@@ -58,6 +58,10 @@ def load_user_data(
     """
     regression = kind == "regression"
     x_train, y_train, x_test, y_test = _four_arrays(data)
+    if not regression:
+        for x, y, name in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+            if x is not None and y is not None:
+                _check_classes(x, y, name)
     if x_test is None or y_test is None:
         _check_pair(x_train, y_train, "X_train", "y_train")
         n_test = round(TEST_FRACTION * len(y_train))
@@ -82,6 +86,17 @@ def load_user_data(
         flatten=flatten,
         regression=regression,
     )
+
+
+def _check_classes(x: np.ndarray, y: np.ndarray, split: str) -> None:
+    """Real-valued or multi-column targets are a regression's, not class labels: say so."""
+    fractional = np.issubdtype(y.dtype, np.floating) and not bool(np.all(np.mod(y, 1) == 0))
+    if fractional or y.ndim != 1:
+        raise DataError(
+            f"classification needs integer class labels [N], got y_{split} {y.shape} {y.dtype} "
+            f"for X_{split} {x.shape}; for real-valued targets pass task='regression' "
+            "(CLI: --task regression)."
+        )
 
 
 def describe(data: Any) -> str:

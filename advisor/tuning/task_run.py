@@ -47,6 +47,15 @@ def check_model_task(model: nn.Module, data: Dataset, task: Task) -> None:
         raise InvalidValueError(f"the model must return a tensor, got {type(out).__name__}.")
     task.check(out, y)
     got = f"outputs {tuple(out.shape)}, targets {tuple(y.shape)}"
+    if (
+        task.kind == "classification"
+        and task.loss == "cross_entropy"
+        and out.shape[-1] < data.n_classes
+    ):
+        raise InvalidValueError(
+            f"the data has {data.n_classes} classes but the model gives {out.shape[-1]} "
+            f"outputs per sample ({got}): its last layer needs {data.n_classes}."
+        )
     try:
         loss = task.loss_fn()(out, y)
     except Exception as exc:
