@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -193,3 +194,28 @@ def test_a_cnn_on_images_of_their_own_shape(tmp_path: Path) -> None:
         budget="5m",
     )
     assert result.settings.n_test == 40 and result.recommendation.test_accuracy.seeds == 2
+
+
+def test_a_minimized_metric_is_oriented_for_the_study() -> None:
+    from types import MappingProxyType
+
+    from advisor.train import MemberConfig
+    from advisor.train.members import EpochReport, MemberResult
+    from advisor.tuning.task_run import oriented
+
+    seen: list[float] = []
+
+    def train(configs: list[MemberConfig], data: object, *, on_epoch: Any = None) -> list[Any]:
+        report = EpochReport(1, MappingProxyType({0: 0.25}), {}, {}, {}, 0.0)
+        assert on_epoch is not None
+        on_epoch(report)
+        c = configs[0]
+        return [MemberResult(0, c, "complete", None, (0.25,), (0.0,), (0.0,), 0.5, 1)]
+
+    def hook(report: EpochReport) -> list[Any]:
+        seen.append(report.val_accuracy[0])
+        return []
+
+    assert oriented(train, maximize=True) is train
+    (res,) = oriented(train, maximize=False)([MemberConfig("adam")], None, on_epoch=hook)
+    assert seen == [-0.25] and res.val_accuracy == (-0.25,) and res.test_accuracy == -0.5

@@ -68,6 +68,7 @@ from advisor.tuning.task_run import (
     add_notes,
     check_model_task,
     guessed_costs,
+    oriented,
     placeholder_data,
     task_notes,
 )
@@ -138,7 +139,7 @@ class Session:
             # ``task`` reaches the trainers only when it is not the seed task, so that the seed
             # path does not depend on a trainer that takes it
             with_task: dict[str, Any] = {} if task == CLASSIFICATION else {"task": task}
-            train = functools.partial(
+            members = functools.partial(
                 train_members,
                 batch_size=config.batch_size,
                 device=device,
@@ -146,6 +147,7 @@ class Session:
                 max_population=k,
                 **with_task,
             )
+            train = oriented(members, task.maximize)
         return cls(
             config,
             store,
@@ -342,7 +344,9 @@ class Session:
                 chosen, n_startup, CostModel(dict.fromkeys(chosen, 1.0), {}), epochs
             )
         )
-        budget_note = self._check_budget_fits(counts, epochs)
+        # an objective's cost is a guess until its first trial: nothing to warn about yet
+        objective = isinstance(self.train, ObjectiveTrainer)
+        budget_note = None if objective else self._check_budget_fits(counts, epochs)
         search = optuna.create_study(
             study_name=c.study_name,
             storage=self.store,

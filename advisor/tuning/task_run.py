@@ -4,13 +4,16 @@ stand-ins of an objective run (no data, costs learned from its trials)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from advisor.core.errors import InvalidValueError
 from advisor.data.dataset import Dataset
 from advisor.data.task import CLASSIFICATION, Task
+from advisor.train.members import EpochReport, MemberResult, OnEpoch
 from advisor.tuning import schema
 from advisor.tuning.budget import CostModel
 from advisor.tuning.objective import GUESS_EPOCH_S
@@ -77,12 +80,39 @@ def check_model_task(model: nn.Module, data: Dataset, task: Task) -> None:
         ) from exc
 
 
+def oriented(train: Callable[..., list[MemberResult]], maximize: bool) -> Callable[..., Any]:
+    """``train`` whose metric values point up: the study maximizes, so a minimized metric
+    (a loss, ``direction="minimize"``) is negated in every epoch report and result. The
+    trainers report the metric as it is; this is the one place that orients it."""
+    if maximize:
+        return train
+
+    def flip(report: EpochReport) -> EpochReport:
+        values = {k: -v for k, v in report.val_accuracy.items()}
+        return replace(report, val_accuracy=MappingProxyType(values))
+
+    @functools.wraps(train)
+    def negated(*args: Any, on_epoch: OnEpoch | None = None, **kwargs: Any) -> list[MemberResult]:
+        hook = None if on_epoch is None else (lambda report: on_epoch(flip(report)))
+        results = train(*args, on_epoch=hook, **kwargs)
+        return [
+            replace(
+                r,
+                val_accuracy=tuple(-v for v in r.val_accuracy),
+                test_accuracy=None if r.test_accuracy is None else -r.test_accuracy,
+            )
+            for r in results
+        ]
+
+    return negated
+
+
 def task_notes(config: TuneConfig) -> tuple[str, ...]:
     """What a report must say when its numbers are not the seed task's accuracy."""
     task = config.the_task
     if config.objective is None and task == CLASSIFICATION:
         return ()
-    sign = "" if task.maximize else "the negated "
+    sign = "the " if task.maximize else "the negated "
     if config.objective is not None:
         return (
             f"Your objective ({config.model_name.removeprefix('objective ')}, {task.direction}d): "
@@ -92,7 +122,7 @@ def task_notes(config: TuneConfig) -> tuple[str, ...]:
         return (f"Task: {task.kind}, loss {task.loss_name}, metric accuracy.",)
     return (
         f"Task: {task.kind}, loss {task.loss_name}, metric {task.metric_name} "
-        f"({task.direction}): the accuracy columns and percentages show {sign or 'the '}"
+        f"({task.direction}): the accuracy columns and percentages show {sign}"
         f"{task.metric_name} x 100, not an accuracy.",
     )
 
