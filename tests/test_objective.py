@@ -154,7 +154,9 @@ def test_an_objective_that_never_reports_runs_without_pruning(tmp_path: Path) ->
     result = _tune(silent, tmp_path)
     assert result.trials["pruned"] == 0 and result.trials["complete"] == 8
     assert NO_REPORT_NOTE in result.notes and NO_TEST_NOTE in result.notes
-    assert "never called trial.report" in result.to_text()
+    text = result.to_text()
+    assert "never called trial.report" in text
+    assert text.startswith("advisor tune: your objective objectives:silent, 3 epochs")
 
 
 def test_bad_objective_arguments() -> None:

@@ -142,6 +142,17 @@ def test_a_loss_of_the_wrong_shape() -> None:
         check_model_task(_model(4), ds, Task(loss=per_sample))
 
 
+def test_a_metric_that_is_not_a_number() -> None:
+    ds = load_user_data((X, Y), flatten=False)
+
+    def per_sample(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (out.argmax(dim=1) == y).float()
+
+    task = Task(metric=per_sample, direction="maximize")  # type: ignore[arg-type]
+    with pytest.raises(InvalidValueError, match=r"must return a number for outputs \(4, 4\)"):
+        check_model_task(_model(4), ds, task)
+
+
 def test_tune_and_the_cli_stop_on_a_wrong_shape_with_exit_2(tmp_path: Path) -> None:
     y = RNG.normal(size=200).astype(np.float32)
     with pytest.raises(InvalidValueError, match="regression needs outputs of the targets' shape"):

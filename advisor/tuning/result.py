@@ -301,6 +301,15 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _header(s: StudySettings) -> str:
+    if s.n_train == 0 and s.model.startswith("objective "):  # the objective reads its data
+        return f"advisor tune: your {s.model}, {s.epochs} epochs, {s.device}"
+    return (
+        f"advisor tune: {s.dataset} ({s.n_train} train / {s.n_val} val / "
+        f"{s.n_test} test), {s.epochs} epochs, batch {s.batch_size}, {s.device}"
+    )
+
+
 def tune_text(result: TuneResult) -> str:
     """The report shown by ``advisor tune`` and ``advisor report``."""
     s = result.settings
@@ -309,8 +318,7 @@ def tune_text(result: TuneResult) -> str:
     t = result.trials
     space = s.space
     lines = [
-        f"advisor tune: {s.dataset} ({s.n_train} train / {s.n_val} val / "
-        f"{s.n_test} test), {s.epochs} epochs, batch {s.batch_size}, {s.device}",
+        _header(s),
         "",
         f"Recommendation: {rec.optimizer}"
         + (f" (trial #{rec.trial})" if rec.trial is not None else " (the default)"),
