@@ -230,3 +230,46 @@ def test_a_minimized_metric_is_oriented_for_the_study() -> None:
     assert oriented(train, maximize=True) is train
     (res,) = oriented(train, maximize=False)([MemberConfig("adam")], None, on_epoch=hook)
     assert seen == [-0.25] and res.val_accuracy == (-0.25,) and res.test_accuracy == -0.5
+
+
+def test_cli_model_and_data_of_your_own(tmp_path: Path) -> None:
+    import sys
+
+    module = tmp_path / "own_data_mod.py"
+    module.write_text(
+        "import numpy as np\nimport torch\nfrom torch import nn\n"
+        "from torch.utils.data import TensorDataset\n"
+        "def model():\n    return nn.Sequential(nn.Flatten(), nn.Linear(48, 4))\n"
+        "rng = np.random.default_rng(0)\nx = torch.tensor(rng.normal(size=(120, 3, 4, 4)), dtype=torch.float32)\n"
+        "y = torch.arange(120) % 4\nx[:, 0, 0, 0] += 3 * y\n"
+        "dataset = TensorDataset(x, y)\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        args = ["tune", "--model", "own_data_mod:model", "--data", "own_data_mod:dataset"]
+        args += ["--trials", "2", "--epochs", "1", "--seeds", "2", "--finalists", "1"]
+        args += ["--optimizers", "adam", "--device", "cpu", "--quiet", "--format", "json"]
+        res = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "o")])
+        assert res.exit_code == 0, res.output
+        import json
+
+        d = json.loads(res.output)
+        assert d["settings"]["n_test"] == 24 and d["settings"]["dataset"] == "custom"
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_the_task_reaches_train_members(tmp_path: Path) -> None:
+    """Every training call of the session (search, finals, calibration) gets ``task=``."""
+    import functools
+
+    from advisor.tuning.session import Session
+
+    y = RNG.normal(size=200).astype(np.float32)
+    config = TuneConfig(model=lambda: _model(1), data=(X, y), task="regression", out=tmp_path)
+    session = Session.open(config)
+    assert isinstance(session.train, functools.partial)
+    assert session.train.keywords["task"] == Task("regression")
+    assert session.data.regression and session.data.x_train.shape[1:] == (3, 4, 4)
+    seed_task = Session.open(TuneConfig(out=tmp_path, device="cpu"))
+    assert "task" not in seed_task.train.keywords  # type: ignore[attr-defined]
