@@ -200,3 +200,19 @@ def test_optuna_trial_pruned_is_what_report_raises() -> None:
         [MemberConfig("adam", key=0)], epochs=2, on_epoch=lambda r: [0]
     )
     assert res.status == "stopped"
+
+
+def test_a_minimized_objective_is_reported_as_itself(tmp_path: Path) -> None:
+    def loss(trial: advisor.Trial) -> float:
+        return (math.log10(trial.hyperparameters["lr"]) + 2.5) ** 2 + 0.5
+
+    result = _tune(loss, tmp_path, direction="minimize", metric="val_loss")
+    d = result.to_dict()
+    assert d["settings"]["task"] == {
+        "kind": "objective",
+        "metric": "val_loss",
+        "direction": "minimize",
+    }
+    assert d["recommendation"]["val_accuracy"]["mean"] <= -0.5  # stored to be maximized
+    text = result.to_text()
+    assert "test val_loss: 0.5" in text and "val %" not in text  # shown as the loss itself

@@ -98,7 +98,10 @@ class TuneConfig:
                 "worker process can import it."
             )
         _check_objective(self)
-        normalized_task = make_task(self.task, self.loss, self.metric, self.direction)
+        # an objective's metric is computed by the objective: a string only names it
+        named_only = self.objective is not None and isinstance(self.metric, str)
+        metric = None if named_only and ":" not in str(self.metric) else self.metric
+        normalized_task = make_task(self.task, self.loss, metric, self.direction)
         if self.budget is not None:  # a bad budget fails now, not after the data loaded
             parse_duration(self.budget, "budget")
         normalized: dict[str, Any] = {"rules_dirs": tuple(self.rules_dirs), "task": normalized_task}

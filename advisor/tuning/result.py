@@ -222,19 +222,48 @@ def schedule_line(schedule: str, settings: StudySettings) -> str:
     return "constant learning rate"
 
 
-def _pct(s: Summary) -> str:
+def metric_label(settings: StudySettings) -> str:
+    """How the report names its metric: ``accuracy`` (the seed task), else the task's metric."""
+    return str(settings.task.get("metric") or "accuracy")
+
+
+def _as_accuracy(settings: StudySettings) -> bool:
+    return metric_label(settings) == "accuracy"
+
+
+def _sign(settings: StudySettings) -> float:
+    """Values are stored to be maximized; a minimized metric is shown as itself again."""
+    return -1.0 if settings.task.get("direction") == "minimize" else 1.0
+
+
+def _pct(s: Summary, settings: StudySettings | None = None) -> str:
     if s.seeds == 0:
         return "n/a"
+    if settings is not None and not _as_accuracy(settings):
+        k = _sign(settings)
+        lo, hi = sorted((k * s.ci95[0], k * s.ci95[1]))
+        return f"{k * s.mean:.4g} ± {s.std:.3g} (95% CI {lo:.4g}–{hi:.4g}, {s.seeds} seeds)"
     lo, hi = s.ci95
     return f"{s.mean * 100:.2f}% ± {s.std * 100:.2f} (95% CI {lo * 100:.2f}–{hi * 100:.2f}, {s.seeds} seeds)"
 
 
-def _difference(d: Mapping[str, Any]) -> str:
+def _difference(d: Mapping[str, Any], settings: StudySettings | None = None) -> str:
     lo, hi = d["ci95"]
+    if settings is not None and not _as_accuracy(settings):
+        k = _sign(settings)
+        lo, hi = sorted((k * lo, k * hi))
+        return (
+            f"{k * d['mean']:+.4g} (95% CI {lo:+.4g} to {hi:+.4g}, "
+            f"paired t-test p = {d['p_value']:.3g})"
+        )
     return (
         f"{d['mean'] * 100:+.2f} pp (95% CI {lo * 100:+.2f} to {hi * 100:+.2f}, "
         f"paired t-test p = {d['p_value']:.3g})"
     )
+
+
+def _value(v: float, settings: StudySettings) -> str:
+    return f"{v * 100:.2f}" if _as_accuracy(settings) else f"{_sign(settings) * v:.4g}"
 
 
 def _spend(b: Mapping[str, Any]) -> str:
@@ -282,8 +311,13 @@ def _rows(result: TuneResult) -> list[list[str]]:
                 _momentum(f),
                 _hp(f, "weight_decay"),
                 f.schedule,
-                f"{f.val_accuracy.mean * 100:.2f}",
-                f"{f.test_accuracy.mean * 100:.2f} ± {f.test_accuracy.std * 100:.2f}",
+                _value(f.val_accuracy.mean, result.settings),
+                f"{_value(f.test_accuracy.mean, result.settings)} ± "
+                + (
+                    f"{f.test_accuracy.std * 100:.2f}"
+                    if _as_accuracy(result.settings)
+                    else f"{f.test_accuracy.std:.3g}"
+                ),
                 "best"
                 if best
                 else ("tied" if f.label in tied else ("baseline" if f.is_baseline else "")),
@@ -295,9 +329,16 @@ def _rows(result: TuneResult) -> list[list[str]]:
 _HEAD = ["finalist", "optimizer", "lr", "mom/β1", "wd", "schedule", "val %", "test %", ""]
 
 
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [_HEAD, *rows]) for i in range(len(_HEAD))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [_HEAD, *rows]]
+def _head(settings: StudySettings | None) -> list[str]:
+    if settings is None or _as_accuracy(settings):
+        return _HEAD
+    return [*_HEAD[:6], "val", "test", ""]
+
+
+def _table(rows: list[list[str]], settings: StudySettings | None = None) -> str:
+    head = _head(settings)
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
     return "\n".join(lines)
 
 
@@ -324,23 +365,23 @@ def tune_text(result: TuneResult) -> str:
         + (f" (trial #{rec.trial})" if rec.trial is not None else " (the default)"),
         *(f"  {line}" for line in rec.torch.splitlines()),
         f"  schedule: {schedule_line(rec.schedule, s)}",
-        f"  test accuracy: {_pct(rec.test_accuracy)}",
+        f"  test {metric_label(s)}: {_pct(rec.test_accuracy, s)}",
         f"Baseline: {base.torch}, constant learning rate",
-        f"  test accuracy: {_pct(base.test_accuracy)}",
+        f"  test {metric_label(s)}: {_pct(base.test_accuracy, s)}",
     ]
     for f in result.lr_free:
         lines += [
             f"Second baseline (learning-rate-free, at its defaults): {_one_line(f.torch)}",
-            f"  test accuracy: {_pct(f.test_accuracy)}",
+            f"  test {metric_label(s)}: {_pct(f.test_accuracy, s)}",
         ]
     lines += [
-        f"Difference: {_difference(d)}",
+        f"Difference: {_difference(d, s)}",
     ]
     lines += [f"  note: {n}" for n in result.notes]
     lines += [
         "",
         f"Finalists, re-run on {s.seeds} fresh seeds (chosen on validation, reported on test):",
-        _table(_rows(result)),
+        _table(_rows(result), s),
         "",
         f"Search: {_counts(t)} trials in {format_duration(result.elapsed_s)}",
         *([f"  budget: {_spend(result.budget)}"] if result.budget else []),
@@ -369,22 +410,22 @@ def tune_markdown(result: TuneResult) -> str:
         rec.torch,
         "```",
         "",
-        f"- Test accuracy: {_pct(rec.test_accuracy)}",
-        f"- Baseline `{base.torch}` (constant): {_pct(base.test_accuracy)}",
+        f"- Test {metric_label(s)}: {_pct(rec.test_accuracy, s)}",
+        f"- Baseline `{base.torch}` (constant): {_pct(base.test_accuracy, s)}",
         *(
             f"- Second baseline `{_one_line(f.torch)}` (learning-rate-free, at its defaults): "
-            f"{_pct(f.test_accuracy)}"
+            f"{_pct(f.test_accuracy, s)}"
             for f in result.lr_free
         ),
-        f"- Difference: {_difference(d)}",
+        f"- Difference: {_difference(d, s)}",
     ]
     md += [f"- **Note:** {n}" for n in result.notes]
     md += [
         "",
         "## Finalists",
         "",
-        "| " + " | ".join(h or "status" for h in _HEAD) + " |",
-        "|" + "---|" * len(_HEAD),
+        "| " + " | ".join(h or "status" for h in _head(s)) + " |",
+        "|" + "---|" * len(_head(s)),
     ]
     md += ["| " + " | ".join(c.strip() for c in r) + " |" for r in rows]
     t = result.trials

@@ -71,6 +71,7 @@ from advisor.tuning.task_run import (
     oriented,
     placeholder_data,
     task_notes,
+    task_record,
 )
 
 if TYPE_CHECKING:
@@ -388,6 +389,7 @@ class Session:
             costs=dict(self.costs.search),
             final_costs=dict(self.costs.final),
             notes=(*task_notes(c), *((budget_note,) if budget_note else ())),
+            task=task_record(c),
         )
         # at once: its presence means "ready", and a creator killed right after create_study
         # must not leave a study that every other worker waits for in vain

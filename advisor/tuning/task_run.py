@@ -107,23 +107,27 @@ def oriented(train: Callable[..., list[MemberResult]], maximize: bool) -> Callab
     return negated
 
 
+def task_record(config: TuneConfig) -> dict[str, str]:
+    """What the study stores about the task (``StudySettings.task``): the report names its
+    metric from it. An objective's metric is ``value`` unless ``metric=`` named it."""
+    task = config.the_task.to_dict()
+    if config.objective is None:
+        return task
+    named = config.metric if isinstance(config.metric, str) else None
+    return {"kind": "objective", "metric": named or "value", "direction": task["direction"]}
+
+
 def task_notes(config: TuneConfig) -> tuple[str, ...]:
     """What a report must say when its numbers are not the seed task's accuracy."""
     task = config.the_task
-    if config.objective is None and task == CLASSIFICATION:
-        return ()
-    sign = "the " if task.maximize else "the negated "
     if config.objective is not None:
-        return (
-            f"Your objective ({config.model_name.removeprefix('objective ')}, {task.direction}d): "
-            f"the accuracy columns and percentages show {sign}value it returned x 100.",
-        )
-    if task.metric == "accuracy":
-        return (f"Task: {task.kind}, loss {task.loss_name}, metric accuracy.",)
+        record = task_record(config)
+        name = config.model_name.removeprefix("objective ")
+        return (f"Your objective ({name}): the {record['metric']} it returned, {task.direction}d.",)
+    if task == CLASSIFICATION:
+        return ()
     return (
-        f"Task: {task.kind}, loss {task.loss_name}, metric {task.metric_name} "
-        f"({task.direction}): the accuracy columns and percentages show {sign}"
-        f"{task.metric_name} x 100, not an accuracy.",
+        f"Task: {task.kind}, loss {task.loss_name}, metric {task.metric_name} ({task.direction}d).",
     )
 
 
