@@ -60,6 +60,7 @@ def test_a_torch_dataset_and_a_dataloader_factory_are_materialized() -> None:
         return DataLoader(TensorDataset(tx, ty), batch_size=50)
 
     assert len(load_user_data(train_only).y_test) == 40
+    assert len(load_user_data(train_only()).y_test) == 40  # a DataLoader itself
 
 
 def test_regression_targets_are_floats_split_at_random() -> None:

@@ -7,9 +7,10 @@
 - ``(X_train, y_train)``: a test set is split off first (:data:`TEST_FRACTION`, seeded,
   stratified for classification), then the validation set;
 - a torch ``Dataset`` (``ds[i]`` gives ``(x, y)``), or a pair ``(train, test)`` of them;
-- a factory of ``DataLoader``\\ s: a callable ``loader(split)`` with ``split`` in
-  ``"train"``, ``"test"`` returning an iterable of ``(x, y)`` batches (``None`` for no test
-  set). Its batches are read once.
+- a ``DataLoader`` (its batches are the training set), or a factory of them: a callable
+  ``loader(split)``, ``split`` in ``"train"``, ``"test"``, returning an iterable of
+  ``(x, y)`` batches (``None``, or a factory without arguments: no test set). Each loader
+  is read once.
 
 Everything is *materialized*: read once into tensors held in memory (and moved to the
 training device), because the trainers index rows of tensors instead of running a
@@ -122,6 +123,8 @@ def _check_pair(x: np.ndarray, y: np.ndarray, x_name: str, y_name: str) -> None:
 def _four_arrays(
     data: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    if _is_loader(data):  # a DataLoader itself: the training batches
+        return (*_read_batches(data, "the DataLoader"), None, None)
     if callable(data) and not _is_torch_dataset(data):
         train = _read_batches(_call_loader(data, "train"), "the 'train' loader")
         test_loader = _call_loader(data, "test", optional=True)
@@ -148,6 +151,10 @@ def _four_arrays(
         f"data of type {describe(data)} is not supported: pass (X_train, y_train, X_test, y_test), "
         "(X_train, y_train), a torch Dataset, or a DataLoader factory loader(split)."
     )
+
+
+def _is_loader(obj: Any) -> bool:
+    return hasattr(obj, "__iter__") and hasattr(obj, "batch_size") and hasattr(obj, "dataset")
 
 
 def _is_torch_dataset(obj: Any) -> bool:
