@@ -216,3 +216,12 @@ def test_a_minimized_objective_is_reported_as_itself(tmp_path: Path) -> None:
     assert d["recommendation"]["val_accuracy"]["mean"] <= -0.5  # stored to be maximized
     text = result.to_text()
     assert "test val_loss: 0.5" in text and "val %" not in text  # shown as the loss itself
+
+
+def test_a_model_beside_the_objective_tells_the_rules_its_size(tmp_path: Path) -> None:
+    def net() -> torch.nn.Module:
+        return torch.nn.Linear(100, 10)  # 1,010 parameters
+
+    result = _tune(quadratic, tmp_path, model=net, trials=4)
+    assert result.settings.profile["params"] == 1010
+    assert result.settings.model == "objective objectives:quadratic"

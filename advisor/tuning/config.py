@@ -152,7 +152,7 @@ class TuneConfig:
 
     @property
     def model_name(self) -> str:
-        if self.objective is not None and self.model is None:
+        if self.objective is not None:
             return f"objective {callable_name(self.objective)}"
         return model_name(self.model)
 

@@ -127,7 +127,9 @@ class Session:
         train: Callable[..., Any]
         if objective is not None:
             data = placeholder_data()
-            n_params = 0
+            # a model given beside the objective tells the rules its size
+            given = resolve_model(config.model) if config.model is not None else None
+            n_params = sum(p.numel() for p in given().parameters()) if given else 0
             k = config.population or OBJECTIVE_BATCH
             train = ObjectiveTrainer(objective, maximize=task.maximize)
         else:
@@ -513,7 +515,9 @@ class Session:
                 for opt, (n, member_epochs, seconds) in outcome.by_optimizer.items():
                     self.costs.observe(opt, member_epochs=member_epochs, seconds=seconds, trials=n)
                     if isinstance(self.train, ObjectiveTrainer):  # finals run as the search
-                        self.costs.final[opt] = self.costs.search[opt]
+                        # an objective that never reports is seen once per trial, not per epoch
+                        per = 1 if self.train.reported else c.epochs
+                        self.costs.final[opt] = self.costs.search[opt] / per
                 results = outcome.results
                 epochs_run = sum(max(r.epochs_run, 1) for r in results)
                 member_epochs_done += epochs_run
