@@ -83,14 +83,15 @@ class Verdict:
     lr_free_tied: tuple[str, ...] = ()  # second baselines tied with a tuned best
 
 
-def judge(finalists: Sequence[Finalist]) -> Verdict:
+def judge(finalists: Sequence[Finalist], settings: StudySettings | None = None) -> Verdict:
     """Choose the best of ``finalists`` (the baselines among them) on mean validation accuracy.
 
     Validation decides and the test set only reports; a baseline may win. A tuned
     finalist is tied with the best when a paired t-test on the test accuracies over the
     same seeds gives p >= :data:`TIE_P_VALUE`. Ties in validation go to the earlier finalist.
     A learning-rate-free method at its defaults that ties a tuned best gets a note: the
-    tuning bought nothing over it.
+    tuning bought nothing over it. ``settings`` name the metric the notes quote (default:
+    accuracy, in percent).
     """
     baseline = next(f for f in finalists if f.label == BASELINE_LABEL)
     best = max(finalists, key=lambda f: (f.val_accuracy.mean, -finalists.index(f)))
@@ -120,7 +121,7 @@ def judge(finalists: Sequence[Finalist]) -> Verdict:
     elif d.mean < 0:
         notes.append(
             "Warning: the recommendation scores below the default Adam baseline on the test set "
-            f"({d.mean * 100:+.2f} pp); the difference is "
+            f"({_short(d.mean, settings, diff=True)}); the difference is "
             + ("significant." if p_value < TIE_P_VALUE else "within noise.")
         )
     elif p_value >= TIE_P_VALUE:
@@ -133,7 +134,8 @@ def judge(finalists: Sequence[Finalist]) -> Verdict:
                 notes.append(
                     f"The tuning bought nothing over {f.optimizer} at its defaults "
                     f"({_one_line(f.torch)}): it ties the tuned winner on the test set "
-                    f"({f.test_accuracy.mean * 100:.2f}% vs {best.test_accuracy.mean * 100:.2f}%, "
+                    f"({_short(f.test_accuracy.mean, settings)} vs "
+                    f"{_short(best.test_accuracy.mean, settings)}, "
                     f"paired t-test p = {p:.3g})."
                 )
     return Verdict(best, tied, difference, tuple(notes), tuple(lr_free_tied))
@@ -260,6 +262,13 @@ def _difference(d: Mapping[str, Any], settings: StudySettings | None = None) -> 
         f"{d['mean'] * 100:+.2f} pp (95% CI {lo * 100:+.2f} to {hi * 100:+.2f}, "
         f"paired t-test p = {d['p_value']:.3g})"
     )
+
+
+def _short(v: float, settings: StudySettings | None, diff: bool = False) -> str:
+    """A value in a note: percent (points for a difference) for accuracy, else the metric."""
+    if settings is None or _as_accuracy(settings):
+        return f"{v * 100:+.2f} pp" if diff else f"{v * 100:.2f}%"
+    return f"{_sign(settings) * v:+.4g}" if diff else f"{_sign(settings) * v:.4g}"
 
 
 def _value(v: float, settings: StudySettings) -> str:
