@@ -22,11 +22,12 @@ A trial gives your loop what it needs to build its optimizer and schedule::
 
 ``fn`` returns the validation metric (a float), or ``{"value": v, "test": t}`` (or
 ``(v, t)``) when it also measured the held-out test set. ``direction="minimize"`` (a loss)
-is handled by negating the value inside (reports show the negated metric). An objective
-that raises fails that trial (its reason recorded) and the study goes on; when every trial of
-the first batch raises, :class:`ObjectiveError` stops the run with the first error. NaN or
-infinite values count as diverged. An objective that never calls ``report`` is still tuned,
-without pruning (the report says so).
+is handled by negating the value inside (the study maximizes; reports show the metric as
+it is). An objective that raises fails that trial (recorded as diverged with the reason,
+told to Optuna as pruned so that TPE steers away) and the study goes on; when every trial
+of the first batch raises, :class:`ObjectiveError` stops the run with the first error. NaN
+or infinite values count as diverged. An objective that never calls ``report`` is still
+tuned, without pruning (the report says so).
 """
 
 from __future__ import annotations
