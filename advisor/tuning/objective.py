@@ -134,7 +134,14 @@ class Trial:
 
 class ObjectiveTrainer:
     """Trains members by calling the objective: the signature of
-    :func:`advisor.train.train_members`, so the search and the finals use it unchanged."""
+    :func:`advisor.train.train_members`, so the search and the finals use it unchanged.
+
+    >>> trainer = ObjectiveTrainer(lambda trial: trial.hyperparameters["lr"] * 10)
+    >>> [(r.status, r.val_accuracy) for r in trainer([MemberConfig("sgd", {"lr": 0.05})])]
+    [('complete', (0.5,))]
+    >>> trainer.notes() == [NO_REPORT_NOTE]
+    True
+    """
 
     def __init__(self, fn: Callable[[Trial], Any], *, maximize: bool = True) -> None:
         self.fn = fn
