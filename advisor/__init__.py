@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports on 
     from advisor.data.dataset import Dataset as Dataset
     from advisor.data.datasets import list_datasets as list_datasets
     from advisor.data.datasets import load_dataset as load_dataset
+    from advisor.data.sources import load_user_data as load_user_data
+    from advisor.data.task import Task as Task
     from advisor.knowledge.optimizers import (
         OptimizerInfo as OptimizerInfo,
     )
@@ -62,6 +64,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports on 
     )
     from advisor.train.models import mnist_mlp as mnist_mlp
     from advisor.tuning.config import TuneConfig as TuneConfig
+    from advisor.tuning.objective import ObjectiveError as ObjectiveError
+    from advisor.tuning.objective import Trial as Trial
     from advisor.tuning.outputs import write_report as write_report
     from advisor.tuning.readback import load_result as load_result
     from advisor.tuning.result import TuneResult as TuneResult
@@ -86,12 +90,16 @@ _EXPORTS = {
     "Dataset": "advisor.data.dataset",
     "load_dataset": "advisor.data.datasets",
     "list_datasets": "advisor.data.datasets",
+    "load_user_data": "advisor.data.sources",
+    "Task": "advisor.data.task",
     "mnist_mlp": "advisor.train.models",
     "tune": "advisor.tuning.tuner",
     "TuneResult": "advisor.tuning.result",
     "load_result": "advisor.tuning.readback",
     "write_report": "advisor.tuning.outputs",
     "TuneConfig": "advisor.tuning.config",
+    "Trial": "advisor.tuning.objective",
+    "ObjectiveError": "advisor.tuning.objective",
     "recommend_model": "advisor.probe.model_advice",
     "ModelAdvice": "advisor.probe.model_advice",
     "lr_range_test": "advisor.probe.lr_range",

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,26 @@ from advisor.cli.options import (
     seed_option,
 )
 from advisor.core.errors import UnknownNameError
+from advisor.data.task import DIRECTIONS, LOSSES, METRICS, TASK_KINDS
 from advisor.knowledge.optimizers import get_optimizer_info
 
 POSITIVE = click.IntRange(min=1)
+
+
+def _data(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """``MODULE:NAME`` imported; a function is called for the data it returns."""
+    if not value:
+        return None
+    if ":" not in value:
+        raise click.BadParameter(
+            f"expected MODULE:NAME (e.g. examples.regression:data), got {value!r}."
+        )
+    module_name, attr = value.split(":", 1)
+    try:
+        found = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise click.BadParameter(f"cannot import {value!r}: {exc}") from exc
+    return found() if inspect.isfunction(found) else found
 
 
 def _optimizers(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
@@ -54,6 +73,48 @@ study_option = click.option(
     default=None,
     metavar="MODULE:FACTORY",
     help="Your own model factory (default: the seed MLP 784-128-128-10).",
+)
+@click.option(
+    "--data",
+    callback=_data,
+    default=None,
+    metavar="MODULE:NAME",
+    help="Your own data instead of --dataset: NAME is (X_train, y_train[, X_test, y_test]), a "
+    "torch Dataset, or a function returning one of them or a DataLoader factory loader(split). "
+    "Read once into memory.",
+)
+@click.option(
+    "--task",
+    type=click.Choice(TASK_KINDS),
+    default=None,
+    help="What the model learns [default: classification].",
+)
+@click.option(
+    "--loss",
+    default=None,
+    metavar="NAME|MODULE:FN",
+    help=f"Training loss: {', '.join(LOSSES)}, or MODULE:FN (outputs, targets) -> scalar "
+    "[default: from --task].",
+)
+@click.option(
+    "--metric",
+    default=None,
+    metavar="NAME|MODULE:FN",
+    help=f"Judging metric: {', '.join(METRICS)}, or MODULE:FN (outputs, targets) -> float with "
+    "--direction [default: from --task].",
+)
+@click.option(
+    "--direction",
+    type=click.Choice(DIRECTIONS),
+    default=None,
+    help="Whether a larger metric is better [default: maximize].",
+)
+@click.option(
+    "--objective",
+    default=None,
+    metavar="MODULE:FN",
+    help="Your own training loop: FN(trial) trains with trial.optimizer(params) and "
+    "trial.scheduler(optimizer, steps), calls trial.report(epoch, value), returns the metric.",
 )
 @click.option(
     "--budget",
@@ -145,6 +206,9 @@ def tune(fmt: str, quiet: bool, **kwargs: Any) -> None:
     \b
     advisor tune                                     # embedded MNIST digits, ~1 minute
     advisor tune --dataset fashion-mnist --budget 5m --out runs/fmnist
+    advisor tune --model examples.small_cnn:small_cnn --dataset fashion-mnist
+    advisor tune --model examples.regression:mlp --data examples.regression:data --task regression
+    advisor tune --objective examples.plain_loop:objective --budget 2m
     advisor tune --study s1 --storage postgresql://u:p@db/optuna   # on each machine
     """
     try:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from advisor.core.errors import InvalidValueError
+from advisor.core.errors import DataError, InvalidValueError
 from advisor.data.idx import check_images_labels, check_same_features
 
 if TYPE_CHECKING:
@@ -24,9 +24,12 @@ ArrayLike = Any
 
 @dataclass(frozen=True)
 class Dataset:
-    """A classification dataset split three ways, as tensors.
+    """A dataset split three ways, as tensors.
 
-    ``x_*``: float32 ``[N, 784]`` with pixels in [0, 1]; ``y_*``: int64 ``[N]``. The test
+    ``x_*``: float32 ``[N, ...]`` (the named datasets: ``[N, 784]`` pixels in [0, 1]; your own
+    data keeps its feature shape for your model, ``[N, C, H, W]`` images or ``[N, T, F]``
+    sequences). ``y_*``: int64 ``[N]`` class labels, or float32 targets ``[N, ...]`` for a
+    regression (``n_classes`` is then the number of target values per sample). The test
     split is only for final reports; model selection uses the validation split, which is
     taken from the training set.
     """
@@ -43,7 +46,18 @@ class Dataset:
 
     @property
     def n_features(self) -> int:
-        return int(self.x_train.shape[1])
+        """Values per sample (the product of the feature shape)."""
+        return int(np.prod(self.x_train.shape[1:]))
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """The shape of one sample, e.g. ``(784,)`` or ``(1, 28, 28)``."""
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    @property
+    def regression(self) -> bool:
+        """True when the targets are real values (float), not class labels."""
+        return bool(self.y_train.is_floating_point())
 
     def to(self, device: torch.device | str) -> Dataset:
         """The same dataset with every tensor on ``device``."""
@@ -68,12 +82,16 @@ class Dataset:
         validation: int | float = 0.1,
         seed: int = 0,
         name: str = "custom",
+        flatten: bool = True,
+        regression: bool = False,
     ) -> Dataset:
         """A dataset from your own arrays or tensors (images ``[N, ...]``, integer labels ``[N]``).
 
-        Images are flattened to ``[N, features]``; uint8 pixels are scaled to [0, 1], other
-        dtypes are kept as values (as float32). ``validation`` (a fraction, or a count) is
-        taken from the training set, stratified and seeded by ``seed``.
+        Images are flattened to ``[N, features]`` (``flatten=False`` keeps their shape, for a
+        model of your own); uint8 pixels are scaled to [0, 1], other dtypes are kept as values
+        (as float32). ``validation`` (a fraction, or a count) is taken from the training set,
+        stratified and seeded by ``seed``. ``regression=True``: the targets are real values
+        ``[N, ...]`` (float32), split at random rather than by class.
 
         >>> import numpy as np
         >>> x = np.zeros((50, 28, 28), np.uint8); y = np.arange(50) % 5
@@ -83,11 +101,21 @@ class Dataset:
         """
         arrays = [_to_numpy(a) for a in (x_train, y_train, x_test, y_test)]
         labels = ("x_train", "y_train", "x_test", "y_test")
-        check_images_labels(arrays[0], arrays[1], labels[0], labels[1])
-        check_images_labels(arrays[2], arrays[3], labels[2], labels[3])
+        check = check_targets if regression else check_images_labels
+        check(arrays[0], arrays[1], labels[0], labels[1])
+        check(arrays[2], arrays[3], labels[2], labels[3])
         check_same_features(arrays[0], arrays[2], labels[0], labels[2])
+        if regression:
+            check_same_targets(arrays[1], arrays[3], labels[1], labels[3])
         return assemble(
-            name, *arrays, validation=validation, seed=seed, source="arrays", n_classes=None
+            name,
+            *arrays,
+            validation=validation,
+            seed=seed,
+            source="arrays",
+            n_classes=None,
+            flatten=flatten,
+            regression=regression,
         )
 
 
@@ -124,6 +152,20 @@ def stratified_split(
     return shuffle(np.flatnonzero(~held)), shuffle(np.flatnonzero(held))
 
 
+def random_split(n: int, n_holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(keep, holdout)`` indices, ``n_holdout`` drawn at random (seeded): for real-valued
+    targets, where classes do not exist.
+
+    >>> keep, held = random_split(10, 3, seed=0)
+    >>> len(keep), len(held), sorted([*keep, *held]) == list(range(10))
+    (7, 3, True)
+    """
+    if not 0 <= n_holdout <= n:
+        raise InvalidValueError(f"cannot hold out {n_holdout} of {n} samples.")
+    order = np.random.default_rng(seed).permutation(n)
+    return order[n_holdout:], order[:n_holdout]
+
+
 def default_validation(n_train: int) -> int:
     """The default validation size: ``min(5000, round(n_train / 10))``."""
     return min(5_000, round(n_train / 10))
@@ -157,28 +199,65 @@ def assemble(
     seed: int,
     source: str,
     n_classes: int | None = 10,
+    flatten: bool = True,
+    regression: bool = False,
 ) -> Dataset:
-    keep, held = stratified_split(y_train, _holdout_size(validation, len(y_train)), seed)
-    if n_classes is None:
-        n_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+    """The :class:`Dataset` of train and test arrays: validation split off the training set
+    (stratified by class, or at random for ``regression``), tensors made."""
+    n_holdout = _holdout_size(validation, len(y_train))
+    if regression:
+        keep, held = random_split(len(y_train), n_holdout, seed)
+        n_classes = int(np.prod(y_train.shape[1:]))  # target values per sample
+        targets = _targets
+    else:
+        keep, held = stratified_split(y_train, n_holdout, seed)
+        if n_classes is None:
+            n_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+        targets = _labels
     return Dataset(
         name=name,
-        x_train=_features(x_train[keep]),
-        y_train=_labels(y_train[keep]),
-        x_val=_features(x_train[held]),
-        y_val=_labels(y_train[held]),
-        x_test=_features(x_test),
-        y_test=_labels(y_test),
+        x_train=_features(x_train[keep], flatten),
+        y_train=targets(y_train[keep]),
+        x_val=_features(x_train[held], flatten),
+        y_val=targets(y_train[held]),
+        x_test=_features(x_test, flatten),
+        y_test=targets(y_test),
         n_classes=n_classes,
         source=source,
     )
 
 
-def _features(x: np.ndarray) -> torch.Tensor:
-    """Images ``[N, ...]`` → float32 ``[N, features]``; uint8 scaled to [0, 1]."""
+def check_targets(x: np.ndarray, y: np.ndarray, x_name: str, y_name: str) -> None:
+    """DataError unless ``x`` is ``[N, ...]`` and ``y`` holds ``N`` finite real targets."""
+    if x.ndim < 2:
+        raise DataError(f"{x_name}: features need shape [N, ...], got {x.shape}.")
+    if y.ndim < 1 or len(x) != len(y):
+        raise DataError(
+            f"{x_name} holds {len(x)} samples but {y_name} has shape {y.shape}: "
+            "one target per sample."
+        )
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+        raise DataError(f"{y_name}: regression targets must be numbers, got dtype {y.dtype}.")
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"{y_name}: regression targets must be finite; found NaN or inf.")
+
+
+def check_same_targets(
+    train: np.ndarray, test: np.ndarray, train_name: str, test_name: str
+) -> None:
+    if train.shape[1:] != test.shape[1:]:
+        raise DataError(
+            f"{train_name} has targets of shape {train.shape[1:]} but {test_name} has "
+            f"{test.shape[1:]}."
+        )
+
+
+def _features(x: np.ndarray, flatten: bool = True) -> torch.Tensor:
+    """Samples ``[N, ...]`` → float32, flattened to ``[N, features]`` unless ``flatten`` is
+    False; uint8 scaled to [0, 1]."""
     import torch
 
-    flat = x.reshape(len(x), int(np.prod(x.shape[1:])))
+    flat = x.reshape(len(x), int(np.prod(x.shape[1:]))) if flatten else x
     if not flat.flags.writeable:  # parsed straight from the file's bytes; torch wants to own it
         flat = flat.copy()
     if flat.dtype == np.uint8:  # torch converts 8x faster than numpy here
@@ -190,6 +269,12 @@ def _labels(y: np.ndarray) -> torch.Tensor:
     import torch
 
     return torch.from_numpy(y.astype(np.int64))
+
+
+def _targets(y: np.ndarray) -> torch.Tensor:
+    import torch
+
+    return torch.from_numpy(np.array(y, dtype=np.float32))
 
 
 def _to_numpy(a: ArrayLike) -> np.ndarray:

@@ -16,6 +16,7 @@ advisor.core.errors.InvalidValueError: epochs must be a positive whole number (1
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from advisor.core.checks import positive_int
 from advisor.core.errors import InvalidValueError
 from advisor.core.units import parse_duration
 from advisor.data.dataset import Dataset
+from advisor.data.task import Task
 from advisor.knowledge.optimizers import get_optimizer_info
 from advisor.train.model_ref import model_name
 
@@ -52,7 +54,12 @@ class TuneConfig:
 
     dataset: str | Dataset = "mnist-5k"
     model: Callable[[], nn.Module] | str | None = None
-    data: Sequence[Any] | None = None
+    data: Any = None
+    task: str | Task | None = None
+    loss: str | Callable[..., Any] | None = None
+    metric: str | Callable[..., Any] | None = None
+    direction: str | None = None
+    objective: Callable[..., Any] | str | None = None
     budget: str | float | None = None
     trials: int | None = None
     epochs: int = 5
@@ -80,18 +87,24 @@ class TuneConfig:
             positive_int(name, getattr(self, name))
         for name in ("trials", "population", "threads"):
             positive_int(name, getattr(self, name), optional=True)
-        if self.data is not None and len(self.data) != 4:
+        if isinstance(self.data, (tuple, list)) and len(self.data) not in (2, 4):
             raise InvalidValueError(
-                f"data must be (X_train, y_train, X_test, y_test), got {len(self.data)} items."
+                "data must be (X_train, y_train, X_test, y_test) or (X_train, y_train), got "
+                f"{len(self.data)} items."
             )
         if self.workers > 1 and self.model is not None and not isinstance(self.model, str):
             raise InvalidValueError(
                 "workers > 1 needs the model as 'module:factory' (a string), so that every "
                 "worker process can import it."
             )
+        _check_objective(self)
+        # an objective's metric is computed by the objective: a string only names it
+        named_only = self.objective is not None and isinstance(self.metric, str)
+        metric = None if named_only and ":" not in str(self.metric) else self.metric
+        normalized_task = make_task(self.task, self.loss, metric, self.direction)
         if self.budget is not None:  # a bad budget fails now, not after the data loaded
             parse_duration(self.budget, "budget")
-        normalized: dict[str, Any] = {"rules_dirs": tuple(self.rules_dirs)}
+        normalized: dict[str, Any] = {"rules_dirs": tuple(self.rules_dirs), "task": normalized_task}
         if self.optimizers:
             names = (get_optimizer_info(o).name for o in self.optimizers)
             normalized["optimizers"] = tuple(dict.fromkeys(names))
@@ -101,8 +114,16 @@ class TuneConfig:
             object.__setattr__(self, name, value)
 
     @property
+    def the_task(self) -> Task:
+        """The task, loss, metric and direction, as one :class:`~advisor.data.task.Task`."""
+        assert isinstance(self.task, Task)  # normalized on creation
+        return self.task
+
+    @property
     def dataset_name(self) -> str:
-        """``custom`` for arrays, else the dataset's name."""
+        """``custom`` for arrays, ``objective`` for an objective, else the dataset's name."""
+        if self.objective is not None:
+            return "objective"
         if self.data is not None:
             return "custom"
         if isinstance(self.dataset, str):
@@ -131,4 +152,87 @@ class TuneConfig:
 
     @property
     def model_name(self) -> str:
+        if self.objective is not None:
+            return f"objective {callable_name(self.objective)}"
         return model_name(self.model)
+
+
+def make_task(
+    task: str | Task | None,
+    loss: str | Callable[..., Any] | None,
+    metric: str | Callable[..., Any] | None,
+    direction: str | None,
+) -> Task:
+    """The :class:`Task` of ``tune``'s ``task``, ``loss``, ``metric`` and ``direction``;
+    ``"module:function"`` names a loss or metric to import (the CLI's ``--loss``).
+
+    >>> make_task("regression", None, None, None).to_dict()
+    {'kind': 'regression', 'loss': 'mse', 'metric': 'neg_mse', 'direction': 'maximize'}
+    """
+    loss = resolve_callable(loss, "loss") if isinstance(loss, str) and ":" in loss else loss
+    metric = (
+        resolve_callable(metric, "metric") if isinstance(metric, str) and ":" in metric else metric
+    )
+    if isinstance(task, Task):
+        if loss is None and metric is None and direction is None:
+            return task
+        return Task(
+            task.kind,
+            task.loss if loss is None else loss,
+            task.metric if metric is None else metric,
+            task.direction if direction is None and metric is None else direction,
+        )
+    if task is not None and not isinstance(task, str):
+        raise InvalidValueError(
+            f"task must be 'classification', 'regression' or a Task, got {task!r}."
+        )
+    return Task(task or "classification", loss, metric, direction)
+
+
+def resolve_callable(ref: Callable[..., Any] | str, what: str) -> Callable[..., Any]:
+    """A callable, or ``"module:name"`` imported (one readable error when it is not there)."""
+    if callable(ref):
+        return ref
+    if not isinstance(ref, str) or ":" not in ref:
+        raise InvalidValueError(f"{what} must be a callable or 'module:function', got {ref!r}.")
+    module_name, attr = ref.split(":", 1)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise InvalidValueError(
+            f"cannot import the {what} module {module_name!r} ({type(exc).__name__}: {exc}). "
+            "Check the name and that it is on PYTHONPATH."
+        ) from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise InvalidValueError(f"{module_name!r} has no callable {attr!r} for the {what}.")
+    return fn  # type: ignore[no-any-return]
+
+
+def callable_name(fn: object) -> str:
+    if isinstance(fn, str):
+        return fn
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _check_objective(c: TuneConfig) -> None:
+    if c.objective is None:
+        return
+    if not callable(c.objective) and not (isinstance(c.objective, str) and ":" in c.objective):
+        raise InvalidValueError(
+            f"objective must be a callable or 'module:function', got {c.objective!r}."
+        )
+    if c.data is not None:
+        raise InvalidValueError(
+            "an objective reads its own data: pass objective= without data= (and validate "
+            "inside the objective)."
+        )
+    if c.probe_lr:
+        raise InvalidValueError(
+            "probe_lr needs a model and data that advisor trains, not an objective."
+        )
+    if c.workers > 1 and not isinstance(c.objective, str):
+        raise InvalidValueError(
+            "workers > 1 needs the objective as 'module:function' (a string), so that every "
+            "worker process can import it."
+        )

@@ -112,7 +112,7 @@ def build_result(
         )
     settings = schema.read_settings(search) or StudySettings()
     finalists = [finalist_from_runs(spec, runs, settings.n_classes) for spec in specs]
-    verdict = judge(finalists)
+    verdict = judge(finalists, settings)
     plan = final.user_attrs.get(schema.FINAL_PLAN)
     elapsed = schema.read_elapsed(search, final)
     notes = (

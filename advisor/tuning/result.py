@@ -83,14 +83,15 @@ class Verdict:
     lr_free_tied: tuple[str, ...] = ()  # second baselines tied with a tuned best
 
 
-def judge(finalists: Sequence[Finalist]) -> Verdict:
+def judge(finalists: Sequence[Finalist], settings: StudySettings | None = None) -> Verdict:
     """Choose the best of ``finalists`` (the baselines among them) on mean validation accuracy.
 
     Validation decides and the test set only reports; a baseline may win. A tuned
     finalist is tied with the best when a paired t-test on the test accuracies over the
     same seeds gives p >= :data:`TIE_P_VALUE`. Ties in validation go to the earlier finalist.
     A learning-rate-free method at its defaults that ties a tuned best gets a note: the
-    tuning bought nothing over it.
+    tuning bought nothing over it. ``settings`` name the metric the notes quote (default:
+    accuracy, in percent).
     """
     baseline = next(f for f in finalists if f.label == BASELINE_LABEL)
     best = max(finalists, key=lambda f: (f.val_accuracy.mean, -finalists.index(f)))
@@ -120,7 +121,7 @@ def judge(finalists: Sequence[Finalist]) -> Verdict:
     elif d.mean < 0:
         notes.append(
             "Warning: the recommendation scores below the default Adam baseline on the test set "
-            f"({d.mean * 100:+.2f} pp); the difference is "
+            f"({_short(d.mean, settings, diff=True)}); the difference is "
             + ("significant." if p_value < TIE_P_VALUE else "within noise.")
         )
     elif p_value >= TIE_P_VALUE:
@@ -133,7 +134,8 @@ def judge(finalists: Sequence[Finalist]) -> Verdict:
                 notes.append(
                     f"The tuning bought nothing over {f.optimizer} at its defaults "
                     f"({_one_line(f.torch)}): it ties the tuned winner on the test set "
-                    f"({f.test_accuracy.mean * 100:.2f}% vs {best.test_accuracy.mean * 100:.2f}%, "
+                    f"({_short(f.test_accuracy.mean, settings)} vs "
+                    f"{_short(best.test_accuracy.mean, settings)}, "
                     f"paired t-test p = {p:.3g})."
                 )
     return Verdict(best, tied, difference, tuple(notes), tuple(lr_free_tied))
@@ -222,19 +224,55 @@ def schedule_line(schedule: str, settings: StudySettings) -> str:
     return "constant learning rate"
 
 
-def _pct(s: Summary) -> str:
+def metric_label(settings: StudySettings) -> str:
+    """How the report names its metric: ``accuracy`` (the seed task), else the task's metric."""
+    return str(settings.task.get("metric") or "accuracy")
+
+
+def _as_accuracy(settings: StudySettings) -> bool:
+    return metric_label(settings) == "accuracy"
+
+
+def _sign(settings: StudySettings) -> float:
+    """Values are stored to be maximized; a minimized metric is shown as itself again."""
+    return -1.0 if settings.task.get("direction") == "minimize" else 1.0
+
+
+def _pct(s: Summary, settings: StudySettings | None = None) -> str:
     if s.seeds == 0:
         return "n/a"
+    if settings is not None and not _as_accuracy(settings):
+        k = _sign(settings)
+        lo, hi = sorted((k * s.ci95[0], k * s.ci95[1]))
+        return f"{k * s.mean:.4g} ± {s.std:.3g} (95% CI {lo:.4g}–{hi:.4g}, {s.seeds} seeds)"
     lo, hi = s.ci95
     return f"{s.mean * 100:.2f}% ± {s.std * 100:.2f} (95% CI {lo * 100:.2f}–{hi * 100:.2f}, {s.seeds} seeds)"
 
 
-def _difference(d: Mapping[str, Any]) -> str:
+def _difference(d: Mapping[str, Any], settings: StudySettings | None = None) -> str:
     lo, hi = d["ci95"]
+    if settings is not None and not _as_accuracy(settings):
+        k = _sign(settings)
+        lo, hi = sorted((k * lo, k * hi))
+        return (
+            f"{k * d['mean']:+.4g} (95% CI {lo:+.4g} to {hi:+.4g}, "
+            f"paired t-test p = {d['p_value']:.3g})"
+        )
     return (
         f"{d['mean'] * 100:+.2f} pp (95% CI {lo * 100:+.2f} to {hi * 100:+.2f}, "
         f"paired t-test p = {d['p_value']:.3g})"
     )
+
+
+def _short(v: float, settings: StudySettings | None, diff: bool = False) -> str:
+    """A value in a note: percent (points for a difference) for accuracy, else the metric."""
+    if settings is None or _as_accuracy(settings):
+        return f"{v * 100:+.2f} pp" if diff else f"{v * 100:.2f}%"
+    return f"{_sign(settings) * v:+.4g}" if diff else f"{_sign(settings) * v:.4g}"
+
+
+def _value(v: float, settings: StudySettings) -> str:
+    return f"{v * 100:.2f}" if _as_accuracy(settings) else f"{_sign(settings) * v:.4g}"
 
 
 def _spend(b: Mapping[str, Any]) -> str:
@@ -282,8 +320,13 @@ def _rows(result: TuneResult) -> list[list[str]]:
                 _momentum(f),
                 _hp(f, "weight_decay"),
                 f.schedule,
-                f"{f.val_accuracy.mean * 100:.2f}",
-                f"{f.test_accuracy.mean * 100:.2f} ± {f.test_accuracy.std * 100:.2f}",
+                _value(f.val_accuracy.mean, result.settings),
+                f"{_value(f.test_accuracy.mean, result.settings)} ± "
+                + (
+                    f"{f.test_accuracy.std * 100:.2f}"
+                    if _as_accuracy(result.settings)
+                    else f"{f.test_accuracy.std:.3g}"
+                ),
                 "best"
                 if best
                 else ("tied" if f.label in tied else ("baseline" if f.is_baseline else "")),
@@ -295,10 +338,26 @@ def _rows(result: TuneResult) -> list[list[str]]:
 _HEAD = ["finalist", "optimizer", "lr", "mom/β1", "wd", "schedule", "val %", "test %", ""]
 
 
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [_HEAD, *rows]) for i in range(len(_HEAD))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [_HEAD, *rows]]
+def _head(settings: StudySettings | None) -> list[str]:
+    if settings is None or _as_accuracy(settings):
+        return _HEAD
+    return [*_HEAD[:6], "val", "test", ""]
+
+
+def _table(rows: list[list[str]], settings: StudySettings | None = None) -> str:
+    head = _head(settings)
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
     return "\n".join(lines)
+
+
+def _header(s: StudySettings) -> str:
+    if s.n_train == 0 and s.model.startswith("objective "):  # the objective reads its data
+        return f"advisor tune: your {s.model}, {s.epochs} epochs, {s.device}"
+    return (
+        f"advisor tune: {s.dataset} ({s.n_train} train / {s.n_val} val / "
+        f"{s.n_test} test), {s.epochs} epochs, batch {s.batch_size}, {s.device}"
+    )
 
 
 def tune_text(result: TuneResult) -> str:
@@ -309,30 +368,29 @@ def tune_text(result: TuneResult) -> str:
     t = result.trials
     space = s.space
     lines = [
-        f"advisor tune: {s.dataset} ({s.n_train} train / {s.n_val} val / "
-        f"{s.n_test} test), {s.epochs} epochs, batch {s.batch_size}, {s.device}",
+        _header(s),
         "",
         f"Recommendation: {rec.optimizer}"
         + (f" (trial #{rec.trial})" if rec.trial is not None else " (the default)"),
         *(f"  {line}" for line in rec.torch.splitlines()),
         f"  schedule: {schedule_line(rec.schedule, s)}",
-        f"  test accuracy: {_pct(rec.test_accuracy)}",
+        f"  test {metric_label(s)}: {_pct(rec.test_accuracy, s)}",
         f"Baseline: {base.torch}, constant learning rate",
-        f"  test accuracy: {_pct(base.test_accuracy)}",
+        f"  test {metric_label(s)}: {_pct(base.test_accuracy, s)}",
     ]
     for f in result.lr_free:
         lines += [
             f"Second baseline (learning-rate-free, at its defaults): {_one_line(f.torch)}",
-            f"  test accuracy: {_pct(f.test_accuracy)}",
+            f"  test {metric_label(s)}: {_pct(f.test_accuracy, s)}",
         ]
     lines += [
-        f"Difference: {_difference(d)}",
+        f"Difference: {_difference(d, s)}",
     ]
     lines += [f"  note: {n}" for n in result.notes]
     lines += [
         "",
         f"Finalists, re-run on {s.seeds} fresh seeds (chosen on validation, reported on test):",
-        _table(_rows(result)),
+        _table(_rows(result), s),
         "",
         f"Search: {_counts(t)} trials in {format_duration(result.elapsed_s)}",
         *([f"  budget: {_spend(result.budget)}"] if result.budget else []),
@@ -361,22 +419,22 @@ def tune_markdown(result: TuneResult) -> str:
         rec.torch,
         "```",
         "",
-        f"- Test accuracy: {_pct(rec.test_accuracy)}",
-        f"- Baseline `{base.torch}` (constant): {_pct(base.test_accuracy)}",
+        f"- Test {metric_label(s)}: {_pct(rec.test_accuracy, s)}",
+        f"- Baseline `{base.torch}` (constant): {_pct(base.test_accuracy, s)}",
         *(
             f"- Second baseline `{_one_line(f.torch)}` (learning-rate-free, at its defaults): "
-            f"{_pct(f.test_accuracy)}"
+            f"{_pct(f.test_accuracy, s)}"
             for f in result.lr_free
         ),
-        f"- Difference: {_difference(d)}",
+        f"- Difference: {_difference(d, s)}",
     ]
     md += [f"- **Note:** {n}" for n in result.notes]
     md += [
         "",
         "## Finalists",
         "",
-        "| " + " | ".join(h or "status" for h in _HEAD) + " |",
-        "|" + "---|" * len(_HEAD),
+        "| " + " | ".join(h or "status" for h in _head(s)) + " |",
+        "|" + "---|" * len(_head(s)),
     ]
     md += ["| " + " | ".join(c.strip() for c in r) + " |" for r in rows]
     t = result.trials

@@ -121,6 +121,9 @@ class StudySettings:
     final_costs: Mapping[str, float] = field(default_factory=dict)
     #: what the report must say about how the run was set up (e.g. a default budget too small)
     notes: tuple[str, ...] = ()
+    #: what was learned and how it was judged (:meth:`advisor.data.task.Task.to_dict`, or
+    #: ``kind = "objective"``); empty for studies from before: classification by accuracy
+    task: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -24,6 +24,8 @@ from advisor.core.errors import InvalidValueError, StorageError
 from advisor.core.units import format_duration
 from advisor.data.dataset import Dataset
 from advisor.data.datasets import as_dataset
+from advisor.data.sources import load_user_data
+from advisor.data.task import CLASSIFICATION
 from advisor.knowledge.optimizers import get_optimizer_info
 from advisor.knowledge.profile import Profile
 from advisor.knowledge.recommender import Recommendation, recommend
@@ -42,8 +44,9 @@ from advisor.tuning.budget import (
     first_batch_counts,
     sessions_spent,
 )
-from advisor.tuning.config import TuneConfig
+from advisor.tuning.config import TuneConfig, resolve_callable
 from advisor.tuning.finals import choose_finalists, run_finals
+from advisor.tuning.objective import OBJECTIVE_BATCH, ObjectiveTrainer
 from advisor.tuning.outputs import write_report
 from advisor.tuning.progress import Progress, search_line
 from advisor.tuning.readback import build_result, count_trials
@@ -62,6 +65,15 @@ from advisor.tuning.search import (
 )
 from advisor.tuning.space import SearchSpace, build_space, space_from_dict
 from advisor.tuning.storage import fail_stale_trials, open_storage, worker_id
+from advisor.tuning.task_run import (
+    add_notes,
+    check_model_task,
+    guessed_costs,
+    oriented,
+    placeholder_data,
+    task_notes,
+    task_record,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -103,23 +115,43 @@ class Session:
         :func:`advisor.tune`, shared by every worker process of the run; default now.
         """
         started_at = time.time() if started_at is None else started_at
-        factory = resolve_model(config.model)
+        task = config.the_task
+        objective = (
+            None if config.objective is None else resolve_callable(config.objective, "objective")
+        )
+        factory = None if objective is not None else resolve_model(config.model)
         device = resolve_device(config.device)
         if config.out is not None:
             _check_writable(config.out_dir)
         store, display = open_storage(config.storage, config.journal_path)
         bar = Progress(enabled=config.progress)
-        bar.update(f"loading {config.dataset_name} ...", force=True)
-        data = _load(config).to(device)
-        n_params = sum(p.numel() for p in build(factory, data, config.seed).parameters())
-        k = 1 if factory is not None else (config.population or default_population(device))
-        train = functools.partial(
-            train_members,
-            batch_size=config.batch_size,
-            device=device,
-            model_factory=factory,
-            max_population=k,
-        )
+        train: Callable[..., Any]
+        if objective is not None:
+            data = placeholder_data()
+            # a model given beside the objective tells the rules its size
+            given = resolve_model(config.model) if config.model is not None else None
+            n_params = sum(p.numel() for p in given().parameters()) if given else 0
+            k = config.population or OBJECTIVE_BATCH
+            train = ObjectiveTrainer(objective, maximize=task.maximize)
+        else:
+            bar.update(f"loading {config.dataset_name} ...", force=True)
+            data = _load(config, flat=factory is None).to(device)
+            model = build(factory, data, config.seed)
+            check_model_task(model, data, task)
+            n_params = sum(p.numel() for p in model.parameters())
+            k = 1 if factory is not None else (config.population or default_population(device))
+            # ``task`` reaches the trainers only when it is not the seed task, so that the seed
+            # path does not depend on a trainer that takes it
+            with_task: dict[str, Any] = {} if task == CLASSIFICATION else {"task": task}
+            members = functools.partial(
+                train_members,
+                batch_size=config.batch_size,
+                device=device,
+                model_factory=factory,
+                max_population=k,
+                **with_task,
+            )
+            train = oriented(members, task.maximize)
         return cls(
             config,
             store,
@@ -170,6 +202,8 @@ class Session:
             ),
         )
         schema.write_spend(final, self.worker, Spend(finals_s=time.time() - t_finals))
+        if isinstance(self.train, ObjectiveTrainer):
+            add_notes(search, self.train.notes())
         if schema.ELAPSED not in final.user_attrs:
             final.set_user_attr(schema.ELAPSED, time.time() - self.started_at + spent_before)
         self.bar.done()
@@ -255,6 +289,8 @@ class Session:
 
     def _calibrate(self, optimizers: Sequence[str], known: CostModel | None = None) -> CostModel:
         c = self.config
+        if isinstance(self.train, ObjectiveTrainer):  # the objective is timed by its trials
+            return guessed_costs(["adam", *optimizers], known)
         return calibrate_costs(
             self.train,
             self.data,
@@ -284,8 +320,8 @@ class Session:
         expected = c.trials or max(int(search_s / (self.costs.search["adam"] * epochs)), 1)
         # the rules see what the budget buys here: how many trials, not just how many minutes
         profile = Profile(
-            params=self.n_params,
-            samples=len(self.data.x_train),
+            params=self.n_params or None,
+            samples=len(self.data.x_train) or None,
             convexity="nonconvex",
             budget=c.budget_s,
             batch_size=c.batch_size,
@@ -309,7 +345,9 @@ class Session:
                 chosen, n_startup, CostModel(dict.fromkeys(chosen, 1.0), {}), epochs
             )
         )
-        budget_note = self._check_budget_fits(counts, epochs)
+        # an objective's cost is a guess until its first trial: nothing to warn about yet
+        objective = isinstance(self.train, ObjectiveTrainer)
+        budget_note = None if objective else self._check_budget_fits(counts, epochs)
         search = optuna.create_study(
             study_name=c.study_name,
             storage=self.store,
@@ -350,7 +388,8 @@ class Session:
             profile=profile.to_dict(),
             costs=dict(self.costs.search),
             final_costs=dict(self.costs.final),
-            notes=(budget_note,) if budget_note else (),
+            notes=(*task_notes(c), *((budget_note,) if budget_note else ())),
+            task=task_record(c),
         )
         # at once: its presence means "ready", and a creator killed right after create_study
         # must not leave a study that every other worker waits for in vain
@@ -477,6 +516,10 @@ class Session:
                 dt = time.time() - t0
                 for opt, (n, member_epochs, seconds) in outcome.by_optimizer.items():
                     self.costs.observe(opt, member_epochs=member_epochs, seconds=seconds, trials=n)
+                    if isinstance(self.train, ObjectiveTrainer):  # finals run as the search
+                        # an objective that never reports is seen once per trial, not per epoch
+                        per = 1 if self.train.reported else c.epochs
+                        self.costs.final[opt] = self.costs.search[opt] / per
                 results = outcome.results
                 epochs_run = sum(max(r.epochs_run, 1) for r in results)
                 member_epochs_done += epochs_run
@@ -514,9 +557,11 @@ def _lr_free() -> list[str]:
     return [b.optimizer for b in schema.lr_free_baselines()]
 
 
-def _load(config: TuneConfig) -> Dataset:
+def _load(config: TuneConfig, flat: bool) -> Dataset:
+    """The data: the named dataset, or the user's (``flat`` for the seed MLP)."""
     if config.data is not None:
-        return Dataset.from_arrays(*config.data, seed=config.seed)
+        kind = config.the_task.kind
+        return load_user_data(config.data, kind=kind, seed=config.seed, flatten=flat)
     return as_dataset(config.dataset, config.seed, config.data_dir)
 
 

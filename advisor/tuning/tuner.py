@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advisor.data.dataset import Dataset
+from advisor.data.task import Task
 from advisor.tuning.config import TuneConfig
 from advisor.tuning.result import TuneResult
 from advisor.tuning.workers import run_session, run_workers
@@ -30,7 +31,12 @@ def tune(
     dataset: str | Dataset = "mnist-5k",
     *,
     model: Callable[[], torch.nn.Module] | str | None = None,
-    data: Sequence[Any] | None = None,
+    data: Any = None,
+    task: str | Task | None = None,
+    loss: str | Callable[..., Any] | None = None,
+    metric: str | Callable[..., Any] | None = None,
+    direction: str | None = None,
+    objective: Callable[..., Any] | str | None = None,
     budget: str | float | None = None,
     trials: int | None = None,
     epochs: int = 5,
@@ -59,7 +65,16 @@ def tune(
     e.g. ``"5m"``; default 1 minute on ``mnist-5k``, 5 minutes otherwise. ``trials`` caps
     the search trials. The winner is chosen on validation accuracy over ``seeds`` fresh
     seeds and reported on the test set beside the default ``Adam(lr=1e-3)``.
-    A user's model: ``tune(model=factory, data=(X_train, y_train, X_test, y_test))``.
+    A user's model: ``tune(model=factory, data=...)``; ``data`` is ``(X_train, y_train,
+    X_test, y_test)``, ``(X_train, y_train)`` (a test set is split off), a torch ``Dataset``
+    or a DataLoader factory ``loader(split)``, read once into memory
+    (:mod:`advisor.data.sources`); samples keep their shape for your model. ``task``
+    (``"classification"`` or ``"regression"``, or a :class:`~advisor.data.task.Task`),
+    ``loss`` (``"cross_entropy"``, ``"mse"``, a callable or ``"module:function"``), ``metric``
+    (``"accuracy"``, ``"neg_mse"`` or a callable with its ``direction``) say what is learned
+    and how it is judged. Your own training loop: ``tune(objective=fn)``, where ``fn(trial)``
+    gets an :class:`~advisor.tuning.objective.Trial` (optimizer and scheduler factories, seed,
+    ``report(epoch, value)``) and returns the validation metric.
     ``workers`` > 1 runs that many processes on one study (``threads`` CPU threads each,
     default: the cores shared out); on several machines, run ``tune`` on each with the same
     ``study`` and a shared ``storage`` URL instead. ``sampler_seed`` seeds TPE (default
