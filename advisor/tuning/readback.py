@@ -43,16 +43,22 @@ def count_trials(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def finalist_from_runs(spec: FinalistSpec, runs: list[SeedRun], n_classes: int) -> Finalist:
-    """One finalist's summaries over the seeds it ran; a diverged seed scores chance level.
+def finalist_from_runs(spec: FinalistSpec, runs: list[SeedRun], chance: float | None) -> Finalist:
+    """One finalist's summaries over the seeds it ran. A diverged seed scores ``chance``
+    (:attr:`StudySettings.chance`: chance level for accuracy) or, for another metric, the
+    worst value of that seed's members (values point up); a seed where all diverged is left
+    out.
 
     >>> from advisor.tuning.schema import BASELINE, MemberRun
     >>> runs = [SeedRun(s, {"baseline": MemberRun("complete", (0.8, 0.9), 0.88)}) for s in (1, 2)]
-    >>> f = finalist_from_runs(BASELINE, runs, n_classes=10)
+    >>> f = finalist_from_runs(BASELINE, runs, chance=0.1)
     >>> f.test_accuracy.values, f.val_accuracy.mean
     ((0.88, 0.88), 0.9)
+    >>> lost = MemberRun(schema.DIVERGED, (), None)  # a regression: no chance level
+    >>> runs = [SeedRun(1, {"baseline": lost, "a": MemberRun("complete", (-0.5,), -0.6)})]
+    >>> finalist_from_runs(BASELINE, runs, chance=None).test_accuracy.values
+    (-0.6,)
     """
-    chance = 1.0 / n_classes
     vals, tests, curves, diverged = [], [], [], 0
     for run in runs:
         member = run.members.get(spec.label)
@@ -60,9 +66,12 @@ def finalist_from_runs(spec: FinalistSpec, runs: list[SeedRun], n_classes: int) 
             continue
         curves.append(member.val_curve)
         if member.status == schema.DIVERGED or member.test_accuracy is None:
-            diverged += 1  # a diverged model predicts garbage: score it at chance level
-            vals.append(chance)
-            tests.append(chance)
+            diverged += 1  # a diverged model predicts garbage: score it as the worst
+            ok = [m for m in run.members.values() if m.test_accuracy is not None and m.val_curve]
+            if chance is None and not ok:
+                continue
+            vals.append(chance if chance is not None else min(m.val_curve[-1] for m in ok))
+            tests.append(chance if chance is not None else min(m.test_accuracy or 0.0 for m in ok))
         else:
             vals.append(member.val_curve[-1])
             tests.append(member.test_accuracy)
@@ -111,7 +120,7 @@ def build_result(
             f"the finalist stage of study {study_name!r} has not finished. " + unfinished
         )
     settings = schema.read_settings(search) or StudySettings()
-    finalists = [finalist_from_runs(spec, runs, settings.n_classes) for spec in specs]
+    finalists = [finalist_from_runs(spec, runs, settings.chance) for spec in specs]
     verdict = judge(finalists, settings)
     plan = final.user_attrs.get(schema.FINAL_PLAN)
     elapsed = schema.read_elapsed(search, final)

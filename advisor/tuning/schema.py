@@ -125,6 +125,17 @@ class StudySettings:
     #: ``kind = "objective"``); empty for studies from before: classification by accuracy
     task: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def chance(self) -> float | None:
+        """What a diverged member scores: chance level (``1 / n_classes``) when the metric is
+        accuracy; None for any other metric (a loss, an objective's value), where no value
+        is known to be as bad as garbage: the worst value seen beside it stands in.
+
+        >>> StudySettings().chance, StudySettings(task={"metric": "neg_mse"}).chance
+        (0.1, None)
+        """
+        return 1.0 / self.n_classes if self.task.get("metric", "accuracy") == "accuracy" else None
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for name in ("candidates", "chosen", "advice", "notes"):

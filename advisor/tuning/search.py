@@ -108,9 +108,13 @@ def run_batch(
     epochs: int,
     seed: int,
     worker: str,
-    n_classes: int,
+    chance: float | None,
 ) -> BatchOutcome:
-    """Ask ``k`` trials, train them as one population, report, prune and tell each."""
+    """Ask ``k`` trials, train them as one population, report, prune and tell each.
+
+    A diverged member reports ``chance`` (:attr:`StudySettings.chance`) at its epoch, or,
+    where no chance level is known, the worst value of that epoch's report (nothing when
+    every member diverged)."""
     from optuna.trial import TrialState
 
     t_start = time.perf_counter()
@@ -120,7 +124,6 @@ def run_batch(
     optimizer_of: dict[int, str] = {}
     member_epochs: dict[str, float] = {}
     seconds: dict[str, float] = {}
-    chance = 1.0 / n_classes
     last = {"elapsed": 0.0, "optuna": 0.0}
 
     def account(report: EpochReport) -> None:
@@ -141,9 +144,11 @@ def run_batch(
             last["elapsed"], last["optuna"] = report.elapsed_s, optuna_time.seconds
 
     def prune(report: EpochReport) -> list[Hashable]:
+        worst = min(report.val_accuracy.values(), default=None)
+        garbage = chance if chance is not None else worst
         for key in report.diverged:
-            trial = by_number[int(key)]  # type: ignore[call-overload]
-            trial.report(chance, report.epoch)
+            if garbage is not None:
+                by_number[int(key)].report(garbage, report.epoch)  # type: ignore[call-overload]
         for key, acc in report.val_accuracy.items():
             trial = by_number[int(key)]  # type: ignore[call-overload]
             trial.report(float(acc), report.epoch)

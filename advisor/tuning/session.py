@@ -511,7 +511,7 @@ class Session:
                     epochs=c.epochs,
                     seed=c.seed,
                     worker=self.worker,
-                    n_classes=self.data.n_classes,
+                    chance=settings.chance,
                 )
                 dt = time.time() - t0
                 for opt, (n, member_epochs, seconds) in outcome.by_optimizer.items():
