@@ -13,12 +13,12 @@ True
 from __future__ import annotations
 
 import copy
-import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from advisor.core.errors import InvalidValueError, TrainingError
+from advisor.core.refs import import_callable
 from advisor.train.models import mnist_mlp
 
 if TYPE_CHECKING:
@@ -47,18 +47,7 @@ def resolve_model(
             "a model must be a callable or 'module:factory' "
             f"(e.g. 'examples.small_cnn:small_cnn'), got {model!r}."
         )
-    module_name, attr = model.split(":", 1)
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise TrainingError(
-            f"cannot import the model module {module_name!r} ({type(exc).__name__}: {exc}). "
-            "Check the name and that it is on PYTHONPATH."
-        ) from exc
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise TrainingError(f"{module_name!r} has no callable {attr!r} to build the model.")
-    return factory  # type: ignore[no-any-return]
+    return import_callable(model, "model", TrainingError)
 
 
 def model_name(model: object) -> str:

@@ -16,7 +16,6 @@ advisor.core.errors.InvalidValueError: epochs must be a positive whole number (1
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.core.checks import positive_int
 from advisor.core.errors import InvalidValueError
+from advisor.core.refs import import_callable
 from advisor.core.units import parse_duration
 from advisor.data.dataset import Dataset
 from advisor.data.task import Task
@@ -195,18 +195,7 @@ def resolve_callable(ref: Callable[..., Any] | str, what: str) -> Callable[..., 
         return ref
     if not isinstance(ref, str) or ":" not in ref:
         raise InvalidValueError(f"{what} must be a callable or 'module:function', got {ref!r}.")
-    module_name, attr = ref.split(":", 1)
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise InvalidValueError(
-            f"cannot import the {what} module {module_name!r} ({type(exc).__name__}: {exc}). "
-            "Check the name and that it is on PYTHONPATH."
-        ) from exc
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise InvalidValueError(f"{module_name!r} has no callable {attr!r} for the {what}.")
-    return fn  # type: ignore[no-any-return]
+    return import_callable(ref, what)
 
 
 def callable_name(fn: object) -> str:
