@@ -48,11 +48,15 @@ def objective(trial: advisor.Trial) -> dict[str, float]:
     val = 0.0
     for epoch in range(1, trial.epochs + 1):
         model.train()
+        if trial.train_eval:  # Schedule-Free AdamW: its train/eval modes follow the model's
+            optimizer.train()  # type: ignore[attr-defined]
         for xb, yb in loader:
             optimizer.zero_grad()
             nn.functional.cross_entropy(model(xb), yb).backward()
             optimizer.step()
             scheduler.step()
+        if trial.train_eval:
+            optimizer.eval()  # type: ignore[attr-defined]
         val = accuracy(model, data["val"])
         trial.report(epoch, val)  # raises optuna.TrialPruned when advisor prunes the trial
     test = accuracy(model, data["test"]) if trial.evaluate_test else None

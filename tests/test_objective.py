@@ -77,6 +77,20 @@ def test_trial_builds_the_optimizer_and_scheduler() -> None:
     assert built["torch"].startswith("torch.optim.SGD(")
 
 
+def test_a_schedule_free_optimizer_comes_in_train_mode_and_steps() -> None:
+    def objective(trial: advisor.Trial) -> float:
+        model = torch.nn.Linear(3, 2)
+        optimizer = trial.optimizer(model.parameters())
+        assert trial.train_eval
+        model(torch.ones(1, 3)).sum().backward()
+        optimizer.step()  # schedulefree refuses a step outside train mode
+        optimizer.eval()  # type: ignore[attr-defined]
+        return 1.0
+
+    (res,) = ObjectiveTrainer(objective)([MemberConfig("schedulefree", {}, key=0)], epochs=1)
+    assert res.status == "complete", res.reason
+
+
 def test_muon_needs_the_model() -> None:
     def objective(trial: advisor.Trial) -> float:
         model = torch.nn.Sequential(

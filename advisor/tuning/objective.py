@@ -15,6 +15,7 @@ A trial gives your loop what it needs to build its optimizer and schedule::
         scheduler = trial.scheduler(optimizer, trial.epochs * len(train_loader))
         for epoch in range(1, trial.epochs + 1):
             ...  # your loop; scheduler.step() after every optimizer.step()
+            ...  # evaluate; Schedule-Free (trial.train_eval): optimizer.eval() before, .train() after
             trial.report(epoch, val_accuracy)                  # raises when pruned
         if trial.evaluate_test:                                # the finalist stage
             return {"value": val_accuracy, "test": test_accuracy}
@@ -40,7 +41,12 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from advisor.core.errors import AdvisorError, InvalidValueError
-from advisor.knowledge.optimizers import create_optimizer, create_optimizers, torch_line
+from advisor.knowledge.optimizers import (
+    create_optimizer,
+    create_optimizers,
+    get_optimizer_info,
+    torch_line,
+)
 from advisor.train.members import EpochReport, MemberConfig, MemberLog, MemberResult, OnEpoch
 from advisor.train.schedules import lr_lambda
 
@@ -99,18 +105,24 @@ class Trial:
         from torch import nn
 
         if isinstance(params, nn.Module):
-            found = create_optimizers(self.optimizer_name, params, self.hyperparameters)
+            found = self.optimizers(params)
             if len(found) > 1:
                 raise InvalidValueError(
                     f"{self.optimizer_name} is {len(found)} optimizers for this model: "
                     "use trial.optimizers(model) and step each."
                 )
             return found[0]
-        return create_optimizer(self.optimizer_name, params, self.hyperparameters)
+        return _train_mode([create_optimizer(self.optimizer_name, params, self.hyperparameters)])[0]
 
     def optimizers(self, model: torch.nn.Module) -> list[torch.optim.Optimizer]:
         """Every optimizer that trains ``model``: one, or for Muon, Muon and its AdamW."""
-        return create_optimizers(self.optimizer_name, model, self.hyperparameters)
+        return _train_mode(create_optimizers(self.optimizer_name, model, self.hyperparameters))
+
+    @property
+    def train_eval(self) -> bool:
+        """Whether the optimizer has train/eval modes (Schedule-Free AdamW): it comes in
+        train mode; call ``optimizer.eval()`` before evaluating, ``optimizer.train()`` after."""
+        return get_optimizer_info(self.optimizer_name).train_eval
 
     def scheduler(
         self, optimizer: torch.optim.Optimizer, steps: int
@@ -130,6 +142,15 @@ class Trial:
         """Report the validation metric after ``epoch`` (1, 2, ...); raises
         ``optuna.TrialPruned`` when advisor prunes this trial: let it propagate."""
         self._report(epoch, value)
+
+
+def _train_mode(optimizers: list[torch.optim.Optimizer]) -> list[torch.optim.Optimizer]:
+    """Schedule-free optimizers switched to train mode, as the printed code does."""
+    for o in optimizers:
+        train = getattr(o, "train", None)
+        if callable(train):
+            train()
+    return optimizers
 
 
 class ObjectiveTrainer:
