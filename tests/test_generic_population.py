@@ -319,3 +319,29 @@ def test_population_size_follows_memory() -> None:
     assert memory_population(nn.Linear(784, 10), x) == 16  # capped at the CPU's useful size
     tiny = replace(regression_data(), name="tiny")
     assert vmap_problem(regressor(), tiny.x_train[:4], tiny.y_train[:4], Task("regression")) is None
+
+
+def test_pruned_members_leave_the_others_unchanged(small: Dataset) -> None:
+    configs = [
+        MemberConfig("adam", {"lr": 2e-3}, key="a"),
+        MemberConfig("adam", {"lr": 1e-3}, key="b"),
+        MemberConfig("nadam", key="c"),
+        MemberConfig("momentum", {"lr": 0.02}, key="d"),
+    ]
+
+    def prune(report: object) -> list[Hashable]:
+        return ["b", "c"] if getattr(report, "epoch", 0) == 1 else []
+
+    kw = {"model_factory": batchnorm_mlp, "epochs": EPOCHS, "batch_size": BATCH}
+    pruned = train_func_population(configs, small, on_epoch=prune, dtype=torch.float64, **kw)  # type: ignore[arg-type]
+    alone = train_func_population(
+        [configs[0], configs[3]],
+        small,
+        dtype=torch.float64,
+        **kw,  # type: ignore[arg-type]
+    )
+    assert [r.status for r in pruned.results] == ["complete", "stopped", "stopped", "complete"]
+    for key in ("a", "d"):
+        mine, theirs = pruned.population.state_dict(key), alone.population.state_dict(key)
+        for name, tensor in theirs.items():
+            assert relative_error(mine[name], tensor) <= 1e-12, (key, name)

@@ -48,7 +48,7 @@ from advisor.train.layout import model_layout
 from advisor.train.members import MemberConfig
 from advisor.train.population import MAX_GROUP, default_population
 from advisor.train.population_modern import AdafactorGroup, ModernGroup, make_group
-from advisor.train.population_optim import UpdateGroup, group_key, torch_settings
+from advisor.train.population_optim import UpdateGroup, group_key, keep_rows, torch_settings
 from advisor.train.reference import as_device, build_model
 from advisor.train.schedules import lr_factors
 
@@ -94,8 +94,29 @@ def _stack(models: Sequence[nn.Module], named: str) -> dict[str, Tensor]:
     }
 
 
+def _dense(t: Tensor) -> bool:
+    """Whether ``t`` covers its storage without gaps or overlaps (a permuted contiguous)."""
+    order = sorted(range(t.dim()), key=lambda d: t.stride(d))
+    expected = 1
+    for d in order:
+        if t.shape[d] != 1 and t.stride(d) != expected:
+            return False
+        expected *= t.shape[d]
+    return True
+
+
+def _like_param(p: Tensor, g: Tensor | None) -> Tensor:
+    """The gradient ``g`` of ``p`` in ``p``'s memory layout (a copy only if it differs)."""
+    if g is None:
+        return torch.zeros_like(p)
+    return g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
+
+
 def _as_3d(t: Tensor) -> Tensor:
-    """A ``[G, *shape]`` stack as the ``[G, rows, cols]`` view the update groups take."""
+    """A ``[G, *shape]`` stack as the ``[G, rows, cols]`` view the update groups take.
+
+    A stack whose last two dimensions are transposed in memory stays as it is (3-D) or is
+    viewed over its leading dimensions."""
     g = t.shape[0]
     if t.dim() == 1:
         return t.view(g, 1, 1)
@@ -296,11 +317,43 @@ class FuncPopulation:
         self._outputs = _member_outputs(self.base)
         self._rng_state: Tensor | None = None
         self._cuda_rng_state: Tensor | None = None
+        self.params = self._gradient_layout(data.x_train[:2].to(device=self.device, dtype=dtype))
         self._bind(None)
 
     @property
     def size(self) -> int:
         return len(self.keys)
+
+    def _gradient_layout(self, x: Tensor) -> list[Tensor]:
+        """The stacks copied into the memory layout their gradients come in.
+
+        vmap's backward returns some weight gradients transposed (a linear layer's, as
+        ``[K, out, in]`` with the strides of ``[K, in, out]``); the fused optimizer kernels
+        need a parameter, its gradient and its state laid out alike, and copying every
+        gradient costs a quarter of an MLP step. One backward pass on ``x`` (the caller's
+        random state and the BatchNorm statistics untouched) finds the layout.
+        """
+        leaves = [p.detach().clone().requires_grad_() for p in self.params]
+        params = {**dict(zip(self.names, leaves)), **self.fixed}
+        buffers = {n: b.clone() for n, b in self.buffers.items()}
+        y = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
+        if self.task.kind == "regression":
+            return self.params  # targets of unknown shape: keep the layout, copy gradients
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), vmap_friendly():
+            losses = self._losses(params, buffers, x, y)
+            grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True)
+        out = []
+        for p, g in zip(self.params, grads):
+            if g is None or g.stride() == p.stride() or not _dense(g) or p.dim() > 3:
+                out.append(p)
+            else:
+                out.append(
+                    torch.empty_strided(p.shape, g.stride(), dtype=p.dtype, device=p.device).copy_(
+                        p
+                    )
+                )
+        return out
 
     def _bind(self, grads: Sequence[Tensor] | None) -> None:
         """Give each group its views of the stacks (and of ``grads``, when there are any)."""
@@ -348,11 +401,7 @@ class FuncPopulation:
         with self._random(), vmap_friendly():
             losses = self._losses(params, self.buffers, x, y)  # [K]
             grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True)
-        # contiguous: the fused kernels read a gradient with its parameter's strides, and
-        # vmap's backward may return a transposed one (a linear layer's weight)
-        grads = tuple(
-            torch.zeros_like(p) if g is None else g.contiguous() for p, g in zip(self.params, grads)
-        )
+        grads = tuple(_like_param(p, g) for p, g in zip(self.params, grads))
         self.loss_sum += losses.detach().double()
         self._set_grads(grads)
         lrs = [lr * table[step] for lr, table in zip(self.base_lrs, self.lr_tables)]
@@ -409,7 +458,7 @@ class FuncPopulation:
             return
         keep = [i for i, key in enumerate(self.keys) if key not in drop]
         keep_t = torch.tensor(keep, dtype=torch.int64, device=self.device)
-        self.params = [p.index_select(0, keep_t) for p in self.params]
+        self.params = [keep_rows(p, keep_t) for p in self.params]
         self.fixed = {n: t.index_select(0, keep_t) for n, t in self.fixed.items()}
         self.buffers = {n: t.index_select(0, keep_t) for n, t in self.buffers.items()}
         start, groups = 0, []

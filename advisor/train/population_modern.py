@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from advisor.train.population_optim import UpdateGroup
+from advisor.train.population_optim import UpdateGroup, keep_rows
 
 #: Classes whose groups live here.
 MODERN_CLASSES = ("Muon", "Adafactor", "Lion", "AdamWScheduleFree", "Prodigy")
@@ -75,7 +75,7 @@ class ModernGroup:
         idx = local.tolist()
         self.settings = [self.settings[i] for i in idx]
         for name, tensors in self.state.items():
-            self.state[name] = [t.index_select(0, local.to(t.device)) for t in tensors]
+            self.state[name] = [keep_rows(t, local) for t in tensors]
 
     def step(self, lrs: Sequence[float], step: int) -> None:
         raise NotImplementedError
