@@ -187,9 +187,12 @@ def _conv_share(prof: object) -> tuple[float, float]:
     return total, conv
 
 
-def run(data: Dataset, ks: list[int], progress: Callable[[str], None]) -> list[dict[str, object]]:
+def run(
+    data: Dataset, ks: list[int], progress: Callable[[str], None], models: list[str]
+) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
-    for name, factory in MODELS.items():
+    for name in models:
+        factory = MODELS[name]
         ref = reference_seconds(factory, data)
         progress(f"{name}: reference {ref:.3f} s per model-epoch")
         for k in ks:
@@ -235,6 +238,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--population", default="1,4,16,64", help="comma-separated K")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/BENCHMARKS.md")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help=f"comma-separated, among {', '.join(MODELS)}"
+    )
+    parser.add_argument("--no-profile", action="store_true", help="skip the CNN profile")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -248,8 +255,8 @@ def main(argv: list[str] | None = None) -> None:
             full.x_val, full.y_val, full.x_test, full.y_test,
         )  # fmt: skip
     ks = [int(k) for k in args.population.split(",")]
-    rows = run(data, ks, lambda m: print(m, file=sys.stderr))
-    text = table(rows, data, conv_profile(data, 16))
+    rows = run(data, ks, lambda m: print(m, file=sys.stderr), args.models.split(","))
+    text = table(rows, data, "" if args.no_profile else conv_profile(data, 16))
     print(text)
     if not args.no_doc:
         command = "PYTHONPATH=. python benchmarks/population_speed.py " + " ".join(

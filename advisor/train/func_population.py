@@ -47,7 +47,7 @@ from advisor.knowledge.optimizers import get_optimizer_info
 from advisor.train.layout import model_layout
 from advisor.train.members import MemberConfig
 from advisor.train.population import MAX_GROUP, default_population
-from advisor.train.population_modern import AdafactorGroup, ModernGroup, make_group
+from advisor.train.population_modern import AdafactorGroup, ModernGroup, MuonGroup, make_group
 from advisor.train.population_optim import UpdateGroup, group_key, keep_rows, torch_settings
 from advisor.train.reference import as_device, build_model
 from advisor.train.schedules import lr_factors
@@ -126,9 +126,19 @@ def _as_3d(t: Tensor) -> Tensor:
 
 
 def _group_view(group: UpdateGroup | ModernGroup, t: Tensor) -> Tensor:
+    """The view of a stack that ``group`` updates.
+
+    Adafactor and Muon see every matrix as it is (they treat rows and columns apart). The
+    elementwise rules see a transposed stack (a linear layer's weight, laid out as its
+    gradient comes) through its transpose, which is contiguous: the fused kernels then
+    run over contiguous memory instead of copying each member's slice in and out.
+    """
     if isinstance(group, AdafactorGroup) and t.dim() > 3:
         return t  # factored over its last two dimensions, as torch does
-    return _as_3d(t)
+    view = _as_3d(t)
+    if isinstance(group, (AdafactorGroup, MuonGroup)) or view.is_contiguous():
+        return view
+    return view.mT if view.mT.is_contiguous() else view
 
 
 def _member_losses(
