@@ -345,3 +345,12 @@ def test_pruned_members_leave_the_others_unchanged(small: Dataset) -> None:
         mine, theirs = pruned.population.state_dict(key), alone.population.state_dict(key)
         for name, tensor in theirs.items():
             assert relative_error(mine[name], tensor) <= 1e-12, (key, name)
+
+
+def test_a_population_of_one_is_the_reference_trainer(small: Dataset) -> None:
+    configs = [MemberConfig("adam", key="a"), MemberConfig("sgd", key="s")]
+    results = train_members(
+        configs, small, epochs=1, batch_size=64, model_factory=small_cnn, max_population=1
+    )
+    assert [r.trainer for r in results] == ["reference", "reference"]
+    assert all(r.note is None for r in results)

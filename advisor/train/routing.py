@@ -54,7 +54,8 @@ def train_members(
       ``max_population`` members (``None``: as many as fit in memory,
       :func:`~advisor.train.func_population.memory_population`), when its forward can be
       vmapped; when it cannot, every member trains alone and the reason is given once as a
-      warning and in each result's ``note``.
+      warning and in each result's ``note``. With ``max_population=1`` they train alone
+      on the reference trainer (a population of one is slower than torch.optim).
 
     The others (L-BFGS) go to the reference trainer one at a time. Populations and reference
     members run one after the other, so ``on_epoch`` sees epoch 1, 2, ... once per
@@ -170,6 +171,8 @@ def _generic_plan(
             notes[i] = f"trained alone on the reference trainer: {why}"
     if problem is not None and notes:
         warnings.warn(f"{type(model).__name__}: {next(iter(notes.values()))}", stacklevel=3)
+    if max_population == 1:
+        return [], 1, notes  # one at a time: the reference trainer is faster, and exact
     chunk = max_population
     if chunk is None and together:
         batch = data.x_train[: min(batch_size, data.x_train.shape[0])]
