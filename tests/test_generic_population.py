@@ -26,7 +26,7 @@ from advisor.data.datasets import load_dataset
 from advisor.data.task import Task
 from advisor.knowledge.optimizers import list_optimizers
 from advisor.train import MemberConfig, train_members, train_reference
-from advisor.train.func_population import memory_population, vmap_problem
+from advisor.train.func_fit import memory_population, vmap_problem
 from advisor.train.members import DIVERGENCE_FACTOR, divergence_reason, loss_limit
 from advisor.train.population_loop import train_func_population
 

@@ -8,7 +8,8 @@ epoch and may stop members. This package imports torch: import it only to train.
 
 from __future__ import annotations
 
-from advisor.train.func_population import FuncPopulation, memory_population, vmap_problem
+from advisor.train.func_fit import memory_population, vmap_problem
+from advisor.train.func_population import FuncPopulation
 from advisor.train.members import (
     CHECK_EVERY,
     DIVERGENCE_FACTOR,

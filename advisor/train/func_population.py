@@ -15,14 +15,15 @@ the last two dimensions as torch does).
 - **BatchNorm** works with *batched buffers*: running statistics are stacked ``[K, C]``
   and updated in place under ``vmap``, member by member, as ``nn.BatchNorm`` would.
   (Schedule-free methods, which recompute BatchNorm statistics at their averaged weights,
-  go to the reference trainer for models with BatchNorm; see :func:`func_unsupported`.)
+  go to the reference trainer for models with BatchNorm; see
+  :func:`advisor.train.func_fit.func_unsupported`.)
 - **Dropout** and other random ops run with ``randomness="different"``: each member draws
   its own masks, from one generator seeded with the population's ``seed`` (recorded in
   every member's result). A member's masks depend on that seed and on its place in the
   population, so they are not those the reference trainer would draw.
 - A model whose forward, loss or backward cannot be vmapped (``nn.LSTM`` and ``nn.GRU``
-  have no batching rule) is found by :func:`vmap_problem` on one small batch; the caller
-  then trains it on the reference trainer with that one line as the reason.
+  have no batching rule) is found by :func:`advisor.train.func_fit.vmap_problem` on one
+  batch; the caller then trains it on the reference trainer with that line as the reason.
 - Attention runs through the math kernel of ``scaled_dot_product_attention`` and without
   the ``nn.TransformerEncoderLayer`` fast path: their fused CPU kernels have no batching
   rule, and vmap would loop over the members one at a time.
@@ -33,8 +34,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
-import warnings
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from itertools import groupby
 
@@ -43,10 +42,10 @@ from torch import Tensor, nn
 
 from advisor.data.dataset import Dataset
 from advisor.data.task import Task
-from advisor.knowledge.optimizers import get_optimizer_info
+from advisor.train.func_fit import member_losses, member_outputs, stack_states, vmap_friendly
 from advisor.train.layout import model_layout
 from advisor.train.members import MemberConfig
-from advisor.train.population import MAX_GROUP, default_population
+from advisor.train.population import MAX_GROUP
 from advisor.train.population_modern import AdafactorGroup, ModernGroup, MuonGroup, make_group
 from advisor.train.population_optim import UpdateGroup, group_key, keep_rows, torch_settings
 from advisor.train.reference import as_device, build_model
@@ -54,44 +53,6 @@ from advisor.train.schedules import lr_factors
 
 # Evaluation walks a split in chunks of at most this many output numbers (K*rows*outputs).
 _EVAL_NUMBERS = 1 << 22
-_FALLBACK_WARNING = "There is a performance drop because we have not yet implemented"
-
-
-@contextlib.contextmanager
-def vmap_friendly() -> Iterator[None]:
-    """Attention by its math kernel, no Transformer fast path, no per-op fallback warnings."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    mha = torch.backends.mha
-    fast = mha.get_fastpath_enabled()
-    mha.set_fastpath_enabled(False)
-    try:
-        with sdpa_kernel(SDPBackend.MATH), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_FALLBACK_WARNING)
-            yield
-    finally:
-        mha.set_fastpath_enabled(fast)
-
-
-def _has_batchnorm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
-def func_unsupported(config: MemberConfig, model: nn.Module) -> str | None:
-    """Why ``config`` cannot train ``model`` in the generic population (``None``: it can)."""
-    info = config.info
-    if not info.population:
-        return f"{info.name} has no population update rule"
-    if info.train_eval and _has_batchnorm(model):
-        return f"{info.name} recomputes BatchNorm statistics at its averaged weights"
-    return None
-
-
-def _stack(models: Sequence[nn.Module], named: str) -> dict[str, Tensor]:
-    tables = [dict(getattr(m, named)()) for m in models]
-    return {
-        name: torch.stack([t[name].detach() for t in tables]).contiguous() for name in tables[0]
-    }
 
 
 def _dense(t: Tensor) -> bool:
@@ -141,124 +102,6 @@ def _group_view(group: UpdateGroup | ModernGroup, t: Tensor) -> Tensor:
     return view.mT if view.mT.is_contiguous() else view
 
 
-def _member_losses(
-    base: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor]
-) -> Callable[..., Tensor]:
-    from torch.func import functional_call, vmap
-
-    def one(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-        return loss_fn(functional_call(base, (params, buffers), (x,)), y)
-
-    return vmap(one, in_dims=(0, 0, None, None), randomness="different")  # type: ignore[no-any-return]
-
-
-def _member_outputs(base: nn.Module) -> Callable[..., Tensor]:
-    from torch.func import functional_call, vmap
-
-    def one(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor) -> Tensor:
-        return functional_call(base, (params, buffers), (x,))  # type: ignore[no-any-return]
-
-    return vmap(one, in_dims=(0, 0, None), randomness="different")  # type: ignore[no-any-return]
-
-
-def vmap_problem(
-    model: nn.Module, x: Tensor, y: Tensor, task: Task | None = None, members: int = 2
-) -> str | None:
-    """One line saying why ``model`` cannot train in the generic population, or ``None``.
-
-    Runs a forward, the loss and a backward of ``members`` copies on the rows ``x``, ``y``
-    under ``vmap`` (train mode), then a forward in eval mode; the model and the caller's
-    random state are left as they were.
-    """
-    task = task or Task()
-    probe = copy.deepcopy(model)
-    params = _stack([probe] * members, "named_parameters")
-    buffers = _stack([probe] * members, "named_buffers")
-    leaves = {n: p.requires_grad_() for n, p in params.items()}
-    try:
-        cuda = [x.device] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda), vmap_friendly():
-            probe.train()
-            losses = _member_losses(probe, task.loss_fn())(leaves, buffers, x, y)
-            torch.autograd.grad(losses.sum(), list(leaves.values()), allow_unused=True)
-            probe.eval()
-            with torch.no_grad():
-                _member_outputs(probe)(params, buffers, x)
-    except Exception as exc:  # any failure means: not vmappable; the caller falls back
-        text = " ".join(str(exc).split())
-        return f"its forward cannot be vmapped ({type(exc).__name__}: {text[:160]})"
-    return None
-
-
-def memory_population(
-    model: nn.Module,
-    x: Tensor,
-    *,
-    optimizer: str = "adam",
-    device: torch.device | str = "cpu",
-    cap: int | None = None,
-) -> int:
-    """How many members of ``model`` fit in memory when training on batches like ``x``.
-
-    Per member it counts, in bytes of the model's dtype: the parameters, their gradient,
-    the optimizer's state (``OptimizerInfo.state_bytes`` from the model's layout) and two
-    update temporaries per parameter, plus the activations of one training step, estimated
-    as twice the numbers every module outputs on ``x`` (kept for the backward pass, and
-    their gradients). The memory available is CUDA's free memory on a CUDA device
-    (``torch.cuda.mem_get_info``) and the RAM available (``MemAvailable``, else the free
-    pages) elsewhere; half of it is used, to leave room for the data, the allocator and
-    the rest of the process. The result is at least 1 and at most ``cap`` (default:
-    :func:`advisor.train.default_population` of the device: on a CPU the speed per member
-    stops improving long before the memory runs out).
-
-    >>> from advisor.train.models import mnist_mlp
-    >>> memory_population(mnist_mlp(), torch.zeros(128, 784), cap=10_000) > 16
-    True
-    """
-    dev = as_device(device)
-    first = next(model.parameters(), None)
-    itemsize = first.element_size() if first is not None else 4
-    n_params = sum(p.numel() for p in model.parameters())
-    with torch.random.fork_rng(devices=[]):
-        layout = model_layout(model, x[:2].to(first.device) if first is not None else x[:2])
-    state = get_optimizer_info(optimizer).state_bytes(layout, itemsize)
-    outputs = 0
-
-    def count(_m: nn.Module, _i: object, out: object) -> None:
-        nonlocal outputs
-        if isinstance(out, Tensor):
-            outputs += out.numel()
-
-    hooks = [m.register_forward_hook(count) for m in model.modules()]
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            model(x.to(first.device) if first is not None else x)
-    finally:
-        for h in hooks:
-            h.remove()
-    per_member = n_params * itemsize * 4 + state + 2 * outputs * itemsize
-    budget = _available_bytes(dev) // 2
-    limit = default_population(dev) if cap is None else cap
-    return max(1, min(limit, budget // max(1, per_member)))
-
-
-def _available_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 1 << 30
-
-
 class FuncPopulation:
     """K copies of a model with their optimizers; see the module docstring.
 
@@ -298,11 +141,11 @@ class FuncPopulation:
             for c in self.configs
         ]
         trainable = [n for n, p in models[0].named_parameters() if p.requires_grad]
-        stacked = _stack(models, "named_parameters")
+        stacked = stack_states(models, "named_parameters")
         self.names = trainable
         self.params = [stacked[n] for n in trainable]
         self.fixed = {n: t for n, t in stacked.items() if n not in trainable}
-        self.buffers = _stack(models, "named_buffers")
+        self.buffers = stack_states(models, "named_buffers")
         # after stacking: the example forward pass moves BatchNorm statistics
         with torch.random.fork_rng(devices=[]):
             example = data.x_train[:2].to(device=self.device, dtype=dtype)
@@ -323,32 +166,31 @@ class FuncPopulation:
         self.lr_tables = [tables[c.schedule] for c in self.configs]
         self.base_lrs = [c.resolved()["lr"] for c in self.configs]
         self.loss_sum = torch.zeros(self.size, dtype=torch.float64, device=self.device)
-        self._losses = _member_losses(self.base, self.loss_fn)
-        self._outputs = _member_outputs(self.base)
+        self._losses = member_losses(self.base, self.loss_fn)
+        self._outputs = member_outputs(self.base)
         self._rng_state: Tensor | None = None
         self._cuda_rng_state: Tensor | None = None
-        self.params = self._gradient_layout(data.x_train[:2].to(device=self.device, dtype=dtype))
+        y = data.y_train[:2].to(self.device)
+        y = y.to(dtype) if y.is_floating_point() else y
+        self.params = self._gradient_layout(data.x_train[:2].to(device=self.device, dtype=dtype), y)
         self._bind(None)
 
     @property
     def size(self) -> int:
         return len(self.keys)
 
-    def _gradient_layout(self, x: Tensor) -> list[Tensor]:
+    def _gradient_layout(self, x: Tensor, y: Tensor) -> list[Tensor]:
         """The stacks copied into the memory layout their gradients come in.
 
         vmap's backward returns some weight gradients transposed (a linear layer's, as
         ``[K, out, in]`` with the strides of ``[K, in, out]``); the fused optimizer kernels
         need a parameter, its gradient and its state laid out alike, and copying every
         gradient costs a quarter of an MLP step. One backward pass on ``x`` (the caller's
-        random state and the BatchNorm statistics untouched) finds the layout.
+        random state and the BatchNorm statistics untouched) on ``(x, y)`` finds the layout.
         """
         leaves = [p.detach().clone().requires_grad_() for p in self.params]
         params = {**dict(zip(self.names, leaves)), **self.fixed}
         buffers = {n: b.clone() for n, b in self.buffers.items()}
-        y = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
-        if self.task.kind == "regression":
-            return self.params  # targets of unknown shape: keep the layout, copy gradients
         cuda = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda), vmap_friendly():
             losses = self._losses(params, buffers, x, y)

@@ -14,7 +14,7 @@ from torch import nn
 from advisor.core.checks import positive_int
 from advisor.data.dataset import Dataset
 from advisor.data.task import Task
-from advisor.train.func_population import func_unsupported, memory_population, vmap_problem
+from advisor.train.func_fit import func_unsupported, memory_population, vmap_problem
 from advisor.train.members import MemberConfig, MemberResult, OnEpoch, member_keys
 from advisor.train.population_loop import train_func_population, train_population
 from advisor.train.reference import as_device, build_model, train_reference
