@@ -33,6 +33,8 @@ from advisor.train.population_loop import train_func_population
 EPOCHS = 2
 BATCH = 32  # 320 samples: 10 steps an epoch, 20 in all
 TOLERANCE = 1e-9
+# small float64 steps: one thread (on the shared 2 cores, two made this file 8x slower)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_cnn() -> nn.Module:
