@@ -156,6 +156,8 @@ def _generic_plan(
 ) -> tuple[list[int], int, dict[int, str]]:
     """Which members train in the generic population, how many at once, and why the others
     train alone (one line each, also warned once)."""
+    if max_population == 1 or not any(c.info.population for c in configs):
+        return [], 1, {}  # one at a time: the reference trainer is faster, and exact
     model = build_model(configs[0], data, model_factory).to(device)
     x = data.x_train[: min(4, data.x_train.shape[0])]
     y = data.y_train[: x.shape[0]]
@@ -171,8 +173,6 @@ def _generic_plan(
             notes[i] = f"trained alone on the reference trainer: {why}"
     if problem is not None and notes:
         warnings.warn(f"{type(model).__name__}: {next(iter(notes.values()))}", stacklevel=3)
-    if max_population == 1:
-        return [], 1, notes  # one at a time: the reference trainer is faster, and exact
     chunk = max_population
     if chunk is None and together:
         batch = data.x_train[: min(batch_size, data.x_train.shape[0])]
