@@ -8,6 +8,15 @@ a member *diverges* when its mean training loss over a check window (every
 starts near ``ln(n_classes)``; one whose training loss is ten times worse than guessing has
 blown up, whatever it did before. (A large but finite *validation* loss only means
 overfitting, so it does not count.)
+
+That limit is for cross-entropy. For a regression trained on the mean squared error the
+limit is ``DIVERGENCE_FACTOR * mean(y_train ** 2)``: ten times the loss of predicting 0,
+which is where a fresh network (outputs near zero) starts — the counterpart of the uniform
+guess. (The targets' variance would be the loss of the best constant; the second moment is
+never below it and does not call a fresh network that has not yet learned an offset
+diverged.) For a callable loss, whose scale advisor cannot know, only a NaN or infinite
+loss counts. :func:`loss_limit` gives the limit of a task and
+:func:`divergence_reason` takes it.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from advisor.core.errors import InvalidValueError
+from advisor.data.dataset import Dataset
+from advisor.data.task import Task
 from advisor.knowledge.optimizers import OptimizerInfo, get_optimizer_info
 from advisor.train.schedules import check_schedule
 
@@ -103,6 +114,14 @@ class MemberResult:
     train_loss: tuple[float, ...]
     test_accuracy: float | None
     epochs_run: int
+    #: which trainer ran the member: ``population`` (the hand-written seed-MLP trainer),
+    #: ``func`` (the generic ``torch.func`` population) or ``reference`` (torch.optim, alone)
+    trainer: str = ""
+    #: the seed of the member's random draws (dropout) in the generic population
+    seed: int | None = None
+    #: one line on how the member was trained when it is not the obvious way (e.g. why a
+    #: model fell back to the reference trainer)
+    note: str | None = None
 
 
 #: The per-epoch callback: gets a report, returns the keys of members to stop (or None).
@@ -114,15 +133,54 @@ def divergence_threshold(n_classes: int) -> float:
     return DIVERGENCE_FACTOR * math.log(max(2, n_classes))
 
 
-def divergence_reason(loss: float, n_classes: int, what: str = "training loss") -> str | None:
-    """Why a loss means divergence, or ``None`` if it does not (see the module docstring)."""
+#: A training-loss limit and what it is, for messages; ``(None, "")``: only NaN / inf count.
+LossLimit = tuple[float | None, str]
+
+
+def loss_limit(task: Task | None, n_classes: int, mean_square_target: float = 1.0) -> LossLimit:
+    """The training loss above which a member of ``task`` diverges (module docstring).
+
+    ``mean_square_target``: ``mean(y_train ** 2)`` (used by MSE regressions only).
+
+    >>> loss_limit(None, 10)[0] == divergence_threshold(10)
+    True
+    >>> loss_limit(Task("regression"), 1, mean_square_target=4.0)
+    (40.0, '10 x mean(y**2), the loss of predicting 0')
+    """
+    task = task or Task()
+    if task.loss == "cross_entropy":
+        return divergence_threshold(
+            n_classes
+        ), f"{DIVERGENCE_FACTOR:g} x ln {n_classes}, a uniform guess"
+    if task.loss == "mse":
+        limit = DIVERGENCE_FACTOR * max(float(mean_square_target), 1e-12)
+        return limit, f"{DIVERGENCE_FACTOR:g} x mean(y**2), the loss of predicting 0"
+    return None, ""
+
+
+def task_limit(task: Task | None, data: Dataset) -> LossLimit:
+    """:func:`loss_limit` of ``task`` on ``data`` (its classes, or its training targets)."""
+    if task is not None and task.loss == "mse":
+        y = data.y_train
+        square = float(y.double().square().mean()) if y.numel() else 1.0
+        return loss_limit(task, data.n_classes, square)
+    return loss_limit(task, data.n_classes)
+
+
+def divergence_reason(
+    loss: float, n_classes: int, what: str = "training loss", *, limit: LossLimit | None = None
+) -> str | None:
+    """Why a loss means divergence, or ``None`` if it does not (see the module docstring).
+
+    ``limit`` (from :func:`loss_limit`) defaults to cross-entropy's over ``n_classes``.
+    """
     if not math.isfinite(loss):
         return f"{what} is {loss}"
     if what != "training loss":
         return None
-    limit = divergence_threshold(n_classes)
-    if loss > limit:
-        return f"{what} {loss:.4g} > {limit:.4g} ({DIVERGENCE_FACTOR:g} x ln {n_classes}, a uniform guess)"
+    value, why = loss_limit(None, n_classes) if limit is None else limit
+    if value is not None and loss > value:
+        return f"{what} {loss:.4g} > {value:.4g} ({why})"
     return None
 
 
@@ -138,6 +196,9 @@ class MemberLog:
         self.val_loss: list[float] = []
         self.train_loss: list[float] = []
         self.test_accuracy: float | None = None
+        self.trainer = ""
+        self.seed: int | None = None
+        self.note: str | None = None
 
     def add_epoch(self, val_accuracy: float, val_loss: float, train_loss: float) -> None:
         self.val_accuracy.append(val_accuracy)
@@ -159,6 +220,9 @@ class MemberLog:
             train_loss=tuple(self.train_loss),
             test_accuracy=self.test_accuracy,
             epochs_run=len(self.val_accuracy),
+            trainer=self.trainer,
+            seed=self.seed,
+            note=self.note,
         )
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from advisor.train.population_optim import UpdateGroup
+from advisor.train.population_optim import UpdateGroup, keep_rows
 
 #: Classes whose groups live here.
 MODERN_CLASSES = ("Muon", "Adafactor", "Lion", "AdamWScheduleFree", "Prodigy")
@@ -75,7 +75,7 @@ class ModernGroup:
         idx = local.tolist()
         self.settings = [self.settings[i] for i in idx]
         for name, tensors in self.state.items():
-            self.state[name] = [t.index_select(0, local.to(t.device)) for t in tensors]
+            self.state[name] = [keep_rows(t, local) for t in tensors]
 
     def step(self, lrs: Sequence[float], step: int) -> None:
         raise NotImplementedError
@@ -92,7 +92,12 @@ class ModernGroup:
         if any(wd):
             factor = self._column([1.0 - lr * w for lr, w in zip(lrs, wd)])
             for p in self.params:
-                p.mul_(factor)
+                p.mul_(_like(factor, p))
+
+
+def _like(column: Tensor, p: Tensor) -> Tensor:
+    """A ``[G, 1, 1]`` column shaped ``[G, 1, ..., 1]`` to broadcast over ``p`` (``[G, ...]``)."""
+    return column.view(-1, *([1] * (p.dim() - 1)))
 
 
 class LionGroup(ModernGroup):
@@ -117,7 +122,9 @@ class AdafactorGroup(ModernGroup):
     """``torch.optim.Adafactor``: factored second moments and a relative step size.
 
     A matrix keeps ``row_var`` ``[G, n, 1]`` and ``col_var`` ``[G, 1, m]``; a vector keeps its
-    full second moment in ``row_var`` (and an unused ``[G, 1, 1]`` in ``col_var``).
+    full second moment in ``row_var`` (and an unused ``[G, 1, 1]`` in ``col_var``). A tensor
+    of more dimensions (``[G, ..., n, m]``, a convolution kernel) is factored over its last
+    two, as torch does, so this group takes tensors of any rank.
     """
 
     def _init_state(self) -> None:
@@ -143,7 +150,7 @@ class AdafactorGroup(ModernGroup):
             dims = tuple(range(1, p.dim()))
             numel = math.prod(p.shape[1:])
             rms = torch.linalg.vector_norm(p, dim=dims, keepdim=True) / numel**0.5
-            alphas.append(rms.clamp_(min=eps2).mul_(rho))
+            alphas.append(rms.clamp_(min=eps2).mul_(_like(rho, p)))
         self._decay(lrs)
         for p, g, row, col, alpha, role in zip(
             self.params,
@@ -162,7 +169,7 @@ class AdafactorGroup(ModernGroup):
                 row.lerp_(row_mean, one_minus_beta2)
                 col_mean = torch.norm(g, dim=-2, keepdim=True).square_().div_(g.size(-2))
                 col.lerp_(col_mean, one_minus_beta2)
-                var = torch.bmm(row, col)
+                var = torch.matmul(row, col)
                 var.div_(row.mean(dim=-2, keepdim=True).clamp_(min=e1))
             update = var.clamp_(min=e1 * e1).rsqrt_().mul_(g)
             numel = math.prod(p.shape[1:])

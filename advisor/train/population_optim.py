@@ -121,6 +121,18 @@ def group_key(settings: Mapping[str, Any]) -> tuple[Hashable, ...]:
     return (kind, *flags, *fixed)
 
 
+def keep_rows(t: Tensor, rows: Tensor) -> Tensor:
+    """Rows ``rows`` (int64, any device) of ``t``'s leading dimension, in ``t``'s memory layout.
+
+    A parameter, its gradient and its optimizer state must share one layout for the fused
+    kernels; ``index_select`` alone would return a contiguous tensor.
+    """
+    picked = t.index_select(0, rows.to(t.device))
+    if picked.stride() == t[: len(rows)].stride():
+        return picked
+    return torch.empty_like(t[: len(rows)]).copy_(picked)
+
+
 class UpdateGroup:
     """The optimizer state and update of a contiguous range of ``G`` members.
 
@@ -203,7 +215,7 @@ class UpdateGroup:
         idx = local.tolist()
         self.settings = [self.settings[i] for i in idx]
         for name, tensors in self.state.items():
-            self.state[name] = [t.index_select(0, local.to(t.device)) for t in tensors]
+            self.state[name] = [keep_rows(t, local) for t in tensors]
 
     def step(self, lrs: Sequence[float], step: int) -> None:
         """One update with the members' current learning rates ``lrs``; ``step`` is 1-based."""

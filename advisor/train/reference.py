@@ -29,6 +29,7 @@ from torch import nn
 
 from advisor.core.devices import resolve_device
 from advisor.data.dataset import Dataset
+from advisor.data.task import LossFn, Task
 from advisor.knowledge.optimizers import create_optimizers
 from advisor.train.batches import batch_bounds, epoch_permutation
 from advisor.train.layout import model_layout
@@ -41,6 +42,7 @@ from advisor.train.members import (
     divergence_reason,
     epoch_report,
     keys_to_stop,
+    task_limit,
 )
 from advisor.train.models import mnist_mlp
 from advisor.train.schedules import lr_lambda
@@ -79,11 +81,30 @@ def build_model(
         return model_factory()
 
 
+def _is_seed_task(task: Task | None) -> bool:
+    return task is None or (task.loss == "cross_entropy" and task.metric == "accuracy")
+
+
 @torch.no_grad()
-def evaluate_module(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy of ``model`` on ``(x, y)``, in eval mode."""
+def evaluate_module(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task | None = None
+) -> tuple[float, float]:
+    """The task's metric and mean loss of ``model`` on ``(x, y)``, in eval mode.
+
+    The default task gives accuracy and mean cross-entropy.
+    """
     was_training = model.training
     model.eval()
+    if task is not None and not _is_seed_task(task):
+        outputs = [
+            model(x[start : start + FULL_BATCH_CHUNK])
+            for start in range(0, x.shape[0], FULL_BATCH_CHUNK)
+        ]
+        model.train(was_training)
+        if not outputs:
+            return float("nan"), float("nan")
+        out = torch.cat(outputs)
+        return float(task.metric_fn()(out, y)), float(task.loss_fn()(out, y))
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
     loss = torch.zeros((), dtype=torch.float64, device=x.device)
     for start in range(0, x.shape[0], FULL_BATCH_CHUNK):
@@ -126,7 +147,11 @@ def recompute_batchnorm(
 
 
 def _full_batch_closure(
-    model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFn,
 ) -> Callable[[], torch.Tensor]:
     n = x.shape[0]
 
@@ -135,7 +160,7 @@ def _full_batch_closure(
         total = torch.zeros((), device=x.device)
         for start in range(0, n, FULL_BATCH_CHUNK):
             xb, yb = x[start : start + FULL_BATCH_CHUNK], y[start : start + FULL_BATCH_CHUNK]
-            loss = F.cross_entropy(model(xb), yb, reduction="sum") / n
+            loss = loss_fn(model(xb), yb) * (xb.shape[0] / n)  # batch mean -> share of the sum
             loss.backward()  # type: ignore[no-untyped-call]
             total += loss.detach()
         return total
@@ -158,12 +183,14 @@ def train_reference(
     known_keys: Iterable[Hashable] | None = None,
     start_time: float | None = None,
     dtype: torch.dtype | None = None,
+    task: Task | None = None,
 ) -> ReferenceRun:
     """Train one member with ``torch.optim``; see :func:`advisor.train.train_members`.
 
     ``dtype`` (e.g. ``torch.float64`` for exactness checks) converts the model and the data;
     ``None`` keeps the model's own dtype and float32 data. ``known_keys`` are the keys that
-    ``on_epoch`` may name (default: this member's key).
+    ``on_epoch`` may name (default: this member's key). ``task`` (default: classification
+    with cross-entropy, judged by accuracy) gives the loss and the metric.
     """
     t0 = time.perf_counter() if start_time is None else start_time
     dev = as_device(device)
@@ -177,7 +204,11 @@ def train_reference(
     first = next(model.parameters(), None)
     x_dtype = dtype or (first.dtype if first is not None else torch.float32)
     x_train, x_val = data.x_train.to(x_dtype), data.x_val.to(x_dtype)
-    y_train = data.y_train
+    y_train, y_val, y_test = data.y_train, data.y_val, data.y_test
+    if task is not None and task.kind == "regression":
+        y_train, y_val, y_test = (t.to(x_dtype) for t in (y_train, y_val, y_test))
+    loss_fn = (task or Task()).loss_fn()
+    limit = task_limit(task, data)
     n = x_train.shape[0]
     layout = None
     if info.param_shapes == "2d":
@@ -192,6 +223,7 @@ def train_reference(
         for o in optimizers
     ]
     log = MemberLog(key, config)
+    log.trainer = "reference"
     model.train()
     for epoch in range(1, epochs + 1):
         reason: str | None = None
@@ -199,10 +231,10 @@ def train_reference(
             for o in optimizers:
                 o.train()  # type: ignore[attr-defined]
         if info.full_batch:
-            closure = _full_batch_closure(model, optimizer, x_train, y_train)
+            closure = _full_batch_closure(model, optimizer, x_train, y_train, loss_fn)
             train_loss = float(optimizer.step(closure))  # type: ignore[arg-type]
             schedulers[0].step()
-            reason = divergence_reason(train_loss, data.n_classes)
+            reason = divergence_reason(train_loss, data.n_classes, limit=limit)
         else:
             perm = epoch_permutation(n, data_seed=data_seed, epoch=epoch, device=dev)
             loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
@@ -211,9 +243,7 @@ def train_reference(
                 idx = perm[start:stop]
                 for o in optimizers:
                     o.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(
-                    model(x_train.index_select(0, idx)), y_train.index_select(0, idx)
-                )
+                loss = loss_fn(model(x_train.index_select(0, idx)), y_train.index_select(0, idx))
                 loss.backward()  # type: ignore[no-untyped-call]
                 for o, scheduler in zip(optimizers, schedulers):
                     o.step()
@@ -221,7 +251,9 @@ def train_reference(
                 loss_sum += loss.detach()
                 if step % CHECK_EVERY == 0 or step == len(bounds):
                     total = float(loss_sum)  # one device sync per window
-                    reason = divergence_reason((total - seen_sum) / (step - seen), data.n_classes)
+                    reason = divergence_reason(
+                        (total - seen_sum) / (step - seen), data.n_classes, limit=limit
+                    )
                     if reason is not None:
                         break
                     seen, seen_sum = step, total
@@ -231,7 +263,7 @@ def train_reference(
                 o.eval()  # type: ignore[attr-defined]
             recompute_batchnorm(model, x_train, batch_size)
         if reason is None:
-            val_accuracy, val_loss = evaluate_module(model, x_val, data.y_val)
+            val_accuracy, val_loss = evaluate_module(model, x_val, y_val, task)
             reason = divergence_reason(val_loss, data.n_classes, "validation loss")
             if reason is None:
                 log.add_epoch(val_accuracy, val_loss, train_loss)
@@ -246,5 +278,5 @@ def train_reference(
         if log.status != "complete":
             break
     if evaluate_test and log.status == "complete":
-        log.test_accuracy, _ = evaluate_module(model, data.x_test.to(x_dtype), data.y_test)
+        log.test_accuracy, _ = evaluate_module(model, data.x_test.to(x_dtype), y_test, task)
     return ReferenceRun(log.result(), model)
