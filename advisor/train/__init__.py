@@ -8,7 +8,7 @@ epoch and may stop members. This package imports torch: import it only to train.
 
 from __future__ import annotations
 
-from advisor.train.func_fit import memory_population, vmap_problem
+from advisor.train.func_fit import memory_population, user_population, vmap_problem
 from advisor.train.func_population import FuncPopulation
 from advisor.train.members import (
     CHECK_EVERY,
@@ -46,5 +46,6 @@ __all__ = [
     "train_members",
     "train_population",
     "train_reference",
+    "user_population",
     "vmap_problem",
 ]

@@ -30,7 +30,7 @@ from advisor.knowledge.optimizers import get_optimizer_info
 from advisor.knowledge.profile import Profile
 from advisor.knowledge.recommender import Recommendation, recommend
 from advisor.probe.lr_range import probe_ranges
-from advisor.train import default_population, train_members
+from advisor.train import default_population, train_members, user_population
 from advisor.train.model_ref import build, resolve_model
 from advisor.tuning import schema
 from advisor.tuning.budget import (
@@ -139,7 +139,13 @@ class Session:
             model = build(factory, data, config.seed)
             check_model_task(model, data, task)
             n_params = sum(p.numel() for p in model.parameters())
-            k = 1 if factory is not None else (config.population or default_population(device))
+            if factory is None:
+                k = config.population or default_population(device)
+            elif config.population is None:
+                k, why = user_population(model, data.x_train[: config.batch_size], device=device)
+                bar.update(f"training {why}", force=True)
+            else:
+                k = config.population
             # ``task`` reaches the trainers only when it is not the seed task, so that the seed
             # path does not depend on a trainer that takes it
             with_task: dict[str, Any] = {} if task == CLASSIFICATION else {"task": task}
@@ -298,7 +304,7 @@ class Session:
             k=self.population,
             k_final=c.finalists + 1,
             batch_size=c.batch_size,
-            reference_only=self.factory is not None,
+            reference_only=self.population == 1,
             known=known,
         )
 
@@ -492,7 +498,7 @@ class Session:
                 batch = k if c.trials is None else min(k, c.trials - done)
                 per_member = state.member_epoch_s * state.epochs_per_trial * 1.15
                 if per_member * batch > left:
-                    fit = int(left / per_member) if self.factory is None else 0
+                    fit = int(left / per_member)
                     if best_value(search) is None:
                         # a study with no complete trial has nothing to recommend: the
                         # first batch runs, but no larger than its queued design needs
