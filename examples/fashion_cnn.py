@@ -3,9 +3,11 @@
     python examples/fashion_cnn.py
 
 The images come as arrays (here read from the ``fashion-mnist`` IDX files, a 3,000-image
-subset to keep the run short); a model of your own sees them in their own shape. Every
-model that is not the seed MLP trains on the generic trainer (one member at a time, or
-stacked with ``torch.func`` where the model allows it).
+subset to keep the run short); a model of your own sees them in their own shape.
+``population=4`` trains four CNNs at once in the generic ``torch.func`` population. Left
+out, advisor picks: on a GPU as many as fit in memory; on a CPU a convolutional model trains
+one at a time, because vmap's grouped convolutions are slower there than separate ones
+(docs/BENCHMARKS.md, "Generic population").
 """
 
 from __future__ import annotations
@@ -56,12 +58,14 @@ def main(budget: str = "45s") -> None:
         data=images(),
         optimizers=["adam", "nesterov"],
         trials=4,
+        population=4,
         epochs=2,
         seeds=2,
         finalists=1,
         budget=budget,
         device="cpu",
     )
+    print(f"{result.settings.population} CNNs trained at once")
     print(result.recommendation.torch, result.recommendation.schedule)
     print(
         f"test accuracy {result.recommendation.test_accuracy.mean:.2%} "

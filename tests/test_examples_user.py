@@ -51,4 +51,4 @@ def test_regression_through_model_and_task(tmp_path: Path) -> None:
 @pytest.mark.skipif(not FASHION.exists(), reason="fashion-mnist is not installed")
 def test_cnn_on_fashion_mnist_through_model(tmp_path: Path) -> None:
     out = _run("fashion_cnn.py", tmp_path)
-    assert "test accuracy" in out
+    assert "test accuracy" in out and "4 CNNs trained at once" in out
