@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,14 @@ class Row:
 # --- plain Optuna, as in Optuna's PyTorch example ---------------------------------------
 
 
-def plain_optuna(data: advisor.Dataset, budget_s: float, seed: int) -> tuple[dict[str, Any], int]:
-    """Return the best trial's params and the number of trials run."""
+def plain_optuna(
+    data: advisor.Dataset,
+    budget_s: float,
+    seed: int,
+    model: Callable[[], torch.nn.Module] | None = None,
+) -> tuple[dict[str, Any], int]:
+    """Return the best trial's params and the number of trials run (``model``: a factory
+    of the network to train instead of the seed MLP)."""
     train_loader = DataLoader(
         TensorDataset(data.x_train, data.y_train), batch_size=BATCH_SIZE, shuffle=True
     )
@@ -104,27 +111,27 @@ def plain_optuna(data: advisor.Dataset, budget_s: float, seed: int) -> tuple[dic
         )
 
     def objective(trial: optuna.Trial) -> float:
-        model = define_model()
+        net = (model or define_model)()
         optimizer_name = trial.suggest_categorical("optimizer", ["Adam", "RMSprop", "SGD"])
         lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
         if optimizer_name == "SGD":
             momentum = trial.suggest_float("momentum", 0.0, 0.99)
-            optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+            optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
         else:
-            optimizer = getattr(torch.optim, optimizer_name)(model.parameters(), lr=lr)
+            optimizer = getattr(torch.optim, optimizer_name)(net.parameters(), lr=lr)
         accuracy = 0.0
         for epoch in range(EPOCHS):
-            model.train()
+            net.train()
             for x, y in train_loader:
                 optimizer.zero_grad()
-                loss = F.cross_entropy(model(x), y)
+                loss = F.cross_entropy(net(x), y)
                 loss.backward()
                 optimizer.step()
-            model.eval()
+            net.eval()
             correct = 0
             with torch.no_grad():
                 for x, y in valid_loader:
-                    correct += int((model(x).argmax(dim=1) == y).sum())
+                    correct += int((net(x).argmax(dim=1) == y).sum())
             accuracy = correct / len(valid_loader.dataset)  # type: ignore[arg-type]
             trial.report(accuracy, epoch)
             if trial.should_prune():
