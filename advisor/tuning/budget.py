@@ -227,7 +227,7 @@ class CostModel:
                 "seconds": self.spent.get(opt, 0.0),
                 "member_epoch_s": self.search.get(opt),
             }
-            for opt in sorted({*self.search, *self.spent})
+            for opt in sorted({*self.spent, *self.trials})  # what the search spent on
         }
 
 
