@@ -177,9 +177,11 @@ def fortune_tokens() -> Dataset:
 class CharRNN(nn.Module):
     """Character embeddings, one recurrent layer, its last state to a linear layer.
 
-    ``cell``: ``"gru"``, ``"lstm"`` or ``"relu"`` (an Elman RNN with ReLU). ``recurrent_gain``
-    scales an orthogonal recurrent matrix: above 1 each step amplifies the state (the
-    exploding-gradient scenario); ``None`` keeps PyTorch's init.
+    ``cell``: ``"gru"``, ``"lstm"``, or ``"tanh"`` / ``"relu"`` (an Elman RNN). ``recurrent_gain``
+    scales an orthogonal recurrent matrix: far above 1 the tanh RNN's backward pass
+    amplifies the gradient at every step while its states stay bounded (the
+    exploding-gradient setting of Pascanu, Mikolov & Bengio 2013, with a normal first
+    loss); ``None`` keeps PyTorch's init.
     """
 
     def __init__(
@@ -199,7 +201,7 @@ class CharRNN(nn.Module):
         elif cell == "lstm":
             rnn = nn.LSTM(dim, hidden, batch_first=True)
         else:
-            rnn = nn.RNN(dim, hidden, nonlinearity="relu", batch_first=True)
+            rnn = nn.RNN(dim, hidden, nonlinearity=cell, batch_first=True)
         if recurrent_gain is not None:
             with torch.no_grad():
                 nn.init.orthogonal_(rnn.weight_hh_l0, gain=recurrent_gain)
