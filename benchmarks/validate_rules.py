@@ -4,13 +4,18 @@
     python benchmarks/validate_rules.py --only tiny-data-mlp --no-doc
     python benchmarks/validate_rules.py --from-json docs/benchmarks/validation.json   # re-judge, no training
     python benchmarks/validate_rules.py --optimizers muon,lion --merge   # add optimizers to the saved grids
+    python benchmarks/validate_rules.py --smoke --threads 1 --only logistic-l2-digits --no-doc --json /tmp/smoke.json
+    # issue 15's full run (hours; one scenario at a time, each saved as it ends):
+    python benchmarks/validate_rules.py --merge --threads 2 --only cnn-fashion,...
 
 For each scenario of ``scenarios.py`` (a kind of model users bring), the profile is
 measured by ``advisor.profile_model`` and given to ``advisor.recommend``. The truth comes
 from a grid over every registered optimizer x learning rate (x momentum for SGD with
 momentum and Nesterov; a learning-rate-free method at its defaults plus its one knob,
-Prodigy's ``d_coef``), each point trained on 3 seeds (weights and minibatch order; the
-same seeds for every point, so comparisons are paired). Validation picks each optimizer's
+Prodigy's ``d_coef``, and its defaults again as a row of their own), each point trained on
+the scenario's seeds (3 unless it says; weights and minibatch order; the same seeds for
+every point, so comparisons are paired). Power, tie sets and convergence:
+``validation_stats``; plots, the power table and the rule lists: ``validation_report``. Validation picks each optimizer's
 best grid point (mean over the seeds); its test accuracy is the optimizer's score (picking
 and judging on one set would favour optimizers with more grid points). Two questions:
 
@@ -479,7 +484,7 @@ def summary_table(verdicts: list[Verdict]) -> str:
         )
         lines.append(
             f"| {v.scenario} | {', '.join(v.top)} | {v.best} ({_pct(v.scores[v.best]['mean_test'])}) | "
-            f"{', '.join(v.tied)} | {validation_report._pp(v.mdd)} | {len(v.tied)} | "
+            f"{', '.join(v.tied)} | {validation_report._pp(v.mdd)} | {validation_report.tie_size(v)} | "
             f"{'yes' if v.hit else 'NO'} | {lr} |"
         )
     return "\n".join(lines)
@@ -672,9 +677,16 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="a tiny grid (2 lrs, 2 seeds, 1 epoch, 1,024 training rows): the pipeline end to end",
     )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's choice)"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         smoke()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     command = " ".join(
         ["python benchmarks/validate_rules.py", *(sys.argv[1:] if argv is None else argv)]
     )
@@ -720,7 +732,7 @@ def main(argv: list[str] | None = None) -> None:
             verdicts.append(v)
             points[s.name] = pts
             print(
-                f"{s.name}: top {v.top}, best {v.best}, tied {v.tied} ({len(v.tied)}), "
+                f"{s.name}: top {v.top}, best {v.best}, tied {v.tied} ({validation_report.tie_size(v)}), "
                 f"MDD {validation_report._pp(v.mdd)} pp, converged {v.converged}, hit {v.hit}, "
                 f"lr {v.lr_checks}",
                 flush=True,
