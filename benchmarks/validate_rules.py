@@ -197,6 +197,10 @@ def run_grid(
             p.test.append(r.test_accuracy if ok and r.test_accuracy is not None else chance)
             p.curves.append([float(a) for a in r.val_accuracy])
             p.diverged += not ok
+        if i == 0 and PRUNE_KEEP is not None and len(seeds) > 1:
+            keep = prune(points, PRUNE_KEEP)
+            specs = [specs[j] for j in keep]
+            points = [points[j] for j in keep]
         if progress:
             print(
                 f"  {s.name}: seed {i + 1}/{len(seeds)}, {len(specs)} runs in {time.perf_counter() - t0:.0f} s",
@@ -204,6 +208,26 @@ def run_grid(
                 flush=True,
             )
     return points
+
+
+#: --prune K: after the first seed keep only each optimizer's K best points (by validation;
+#: per momentum for SGD with momentum and Nesterov); None trains every point on every seed
+PRUNE_KEEP: int | None = None
+
+
+def prune(points: list[Point], keep: int) -> list[int]:
+    """Indices of the ``keep`` best points (first seed's validation score) of each
+    optimizer and momentum, in grid order. The others are dropped from the truth: they
+    would only have lost (their first seed ranks them below ``keep`` of their own kind)."""
+    groups: dict[tuple[str, float | None], list[int]] = {}
+    for j, p in enumerate(points):
+        groups.setdefault((p.optimizer, p.momentum), []).append(j)
+    kept = {
+        j
+        for members in groups.values()
+        for j in sorted(members, key=lambda j: -points[j].val[0])[:keep]
+    }
+    return sorted(kept)
 
 
 def guess_score(s: Scenario, data: advisor.Dataset) -> float:
@@ -680,7 +704,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's choice)"
     )
+    parser.add_argument(
+        "--prune",
+        type=int,
+        default=None,
+        metavar="K",
+        help="after the first seed, train only each optimizer's K best grid points (by "
+        "validation; per momentum) on the other seeds: ~2x less CPU at 5 seeds with K=3",
+    )
     args = parser.parse_args(argv)
+    if args.prune is not None:
+        global PRUNE_KEEP
+        PRUNE_KEEP = args.prune
     if args.smoke:
         smoke()
     if args.threads:

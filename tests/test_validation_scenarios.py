@@ -132,13 +132,27 @@ def test_the_smoke_pipeline_runs_end_to_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``--smoke --only`` on the fastest real scenario: profile, tiny grid, judge, save."""
-    for name in ("SEEDS", "LRS", "LBFGS_LRS", "MUON_LRS", "KNOB_VALUES", "MOMENTA", "SMOKE"):
+    names = (
+        "SEEDS",
+        "LRS",
+        "LBFGS_LRS",
+        "MUON_LRS",
+        "KNOB_VALUES",
+        "MOMENTA",
+        "SMOKE",
+        "PRUNE_KEEP",
+    )
+    for name in names:
         monkeypatch.setattr(validate_rules, name, getattr(validate_rules, name))
     out = tmp_path / "smoke.json"
-    validate_rules.main(["--smoke", "--only", "logistic-l2-digits", "--no-doc", "--json", str(out)])
+    validate_rules.main(
+        ["--smoke", "--prune", "1", "--only", "logistic-l2-digits", "--no-doc", "--json", str(out)]
+    )
     saved = json.loads(out.read_text())
     (v,) = saved["verdicts"]
     assert v["scenario"] == "logistic-l2-digits" and len(v["tied"]) >= 1
     points = saved["points"]["logistic-l2-digits"]
     assert {p["optimizer"] for p in points} == set(advisor.list_optimizers()) - {"muon"}
     assert all(len(p["curves"]) == 2 and len(p["curves"][0]) == 1 for p in points)
+    kinds = [(p["optimizer"], p["momentum"]) for p in points]
+    assert len(kinds) == len(set(kinds))  # --prune 1: one point of each kind after seed 1

@@ -126,3 +126,17 @@ def test_judge_reports_power_tie_size_and_convergence() -> None:
     assert v.converged is True and v.best == v.tied[0] and len(v.tied) < len(v.scores)
     assert 0 < v.mdd < 0.05 and v.plan["test_size"] == 1000
     assert "prodigy" + validate_rules.DEFAULTS_SUFFIX in v.scores
+
+
+def test_prune_keeps_each_optimizers_best_points_per_momentum() -> None:
+    P = validate_rules.Point
+    points = [
+        P("adam", 1e-3, None, [0.5], [0.5], 0),
+        P("adam", 1e-2, None, [0.9], [0.9], 0),
+        P("adam", 1e-1, None, [0.7], [0.7], 0),
+        P("momentum", 1e-2, 0.9, [0.6], [0.6], 0),
+        P("momentum", 1e-1, 0.9, [0.8], [0.8], 0),
+        P("momentum", 1e-2, 0.5, [0.4], [0.4], 0),
+    ]
+    assert validate_rules.prune(points, 1) == [1, 4, 5]
+    assert validate_rules.prune(points, 2) == [1, 2, 3, 4, 5]
