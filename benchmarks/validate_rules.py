@@ -179,17 +179,7 @@ def run_grid(
     for i, seed in enumerate(seeds):
         t0 = time.perf_counter()
         configs = [MemberConfig(n, h, _schedule(n), init_seed=seed) for n, h in specs]
-        results = train_members(
-            configs,
-            data,
-            epochs=epochs,
-            batch_size=s.batch_size,
-            data_seed=seed,
-            evaluate_test=True,
-            model_factory=factory,
-            max_population=32,
-            **task,
-        )
+        results = _train(s, configs, data, epochs, seed, factory, task)
         for p, r in zip(points, results):
             ok = r.status == "complete"
             # a diverged run scores as a guess: that is what its model is worth
@@ -208,6 +198,41 @@ def run_grid(
                 flush=True,
             )
     return points
+
+
+def _train(
+    s: Scenario,
+    configs: list[MemberConfig],
+    data: advisor.Dataset,
+    epochs: int,
+    seed: int,
+    factory: Any,
+    task: dict[str, Any],
+) -> list[Any]:
+    """train_members over ``configs``; full-batch optimizers (L-BFGS: up to 20 passes over
+    the data per epoch) for ``s.full_batch_epochs`` epochs where the scenario caps them."""
+
+    def run(chosen: list[MemberConfig], n_epochs: int) -> list[Any]:
+        if not chosen:
+            return []
+        return train_members(
+            chosen,
+            data,
+            epochs=n_epochs,
+            batch_size=s.batch_size,
+            data_seed=seed,
+            evaluate_test=True,
+            model_factory=factory,
+            max_population=32,
+            **task,
+        )
+
+    if s.full_batch_epochs is None or SMOKE:
+        return run(configs, epochs)
+    full = [advisor.get_optimizer_info(c.optimizer).full_batch for c in configs]
+    rest = iter(run([c for c, f in zip(configs, full) if not f], epochs))
+    capped = iter(run([c for c, f in zip(configs, full) if f], s.full_batch_epochs))
+    return [next(capped) if f else next(rest) for f in full]
 
 
 #: --prune K: after the first seed keep only each optimizer's K best points (by validation;
@@ -445,7 +470,16 @@ def measure_profile(s: Scenario, data: advisor.Dataset) -> advisor.Profile:
 
 def training_key(s: Scenario) -> tuple[Any, ...]:
     """Scenarios with equal keys train the same grid (they differ in what the user says)."""
-    return (s.data, s.model, s.epochs, s.batch_size, s.extra_lrs, s.seeds, s.task)
+    return (
+        s.data,
+        s.model,
+        s.epochs,
+        s.batch_size,
+        s.extra_lrs,
+        s.seeds,
+        s.task,
+        s.full_batch_epochs,
+    )
 
 
 def validate(

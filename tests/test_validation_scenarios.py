@@ -156,3 +156,18 @@ def test_the_smoke_pipeline_runs_end_to_end(
     assert all(len(p["curves"]) == 2 and len(p["curves"][0]) == 1 for p in points)
     kinds = [(p["optimizer"], p["momentum"]) for p in points]
     assert len(kinds) == len(set(kinds))  # --prune 1: one point of each kind after seed 1
+
+
+def test_full_batch_optimizers_train_the_capped_epochs_in_grid_order() -> None:
+    from dataclasses import replace
+
+    s = replace(BY_NAME["logistic-l2-digits"], epochs=2, full_batch_epochs=1)
+    data = _data_or_skip(s)
+    assert s.model is not None
+    configs = [
+        MemberConfig(n, {"lr": lr}, init_seed=0)
+        for n, lr in (("adam", 1e-2), ("lbfgs", 1.0), ("sgd", 0.1))
+    ]
+    results = validate_rules._train(s, configs, data, s.epochs, 0, s.model(data), {})
+    assert [r.config.optimizer for r in results] == ["adam", "lbfgs", "sgd"]
+    assert [r.epochs_run for r in results] == [2, 1, 2]
