@@ -23,7 +23,8 @@ from advisor.train import MemberConfig, train_members  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-NEW = [s for s in scenarios.SCENARIOS if s.model is not None and s.seeds is not None]
+#: issue 15's scenarios with a model of their own (the first eight are issue 7's)
+NEW = [s for s in scenarios.SCENARIOS[8:] if s.model is not None]
 BY_NAME = {s.name: s for s in scenarios.SCENARIOS}
 
 

@@ -74,26 +74,42 @@ class Scenario:
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("seed-mlp-mnist-5k", "the seed MLP on mnist-5k (3,600 training digits)", mnist_5k),
-    Scenario("seed-mlp-fashion", "the seed MLP on fashion-mnist (55,000 images)", fashion),
+    Scenario(
+        "seed-mlp-mnist-5k",
+        "the seed MLP on mnist-5k (3,600 training digits)",
+        mnist_5k,
+        epochs=20,
+        seeds=16,
+    ),
+    Scenario(
+        "seed-mlp-fashion",
+        "the seed MLP on fashion-mnist (55,000 images)",
+        fashion,
+        epochs=15,
+        seeds=5,
+    ),
     Scenario(
         "logistic-digits",
         "logistic regression (convex) on scikit-learn's digits",
         digits,
         logistic_regression,
         epochs=20,
+        seeds=14,
     ),
     Scenario(
         "tiny-data-mlp",
         "the seed MLP on 500 digits of mnist-5k",
         tiny_mnist,
-        epochs=20,
+        epochs=40,
+        seeds=13,
     ),
     Scenario(
         "sparse-bag-of-words",
         "an embedding-bag classifier on synthetic bag-of-words documents (scikit-learn's make_multilabel_classification, not real text)",
         bag_of_words,
         bag_of_words_model,
+        epochs=30,
+        seeds=5,
         overrides={"sparse_gradients": True, "domain": "language"},
     ),
     Scenario(
@@ -101,6 +117,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "a 16-layer plain ReLU MLP with an amplifying init on mnist-5k (exploding gradients, measured)",
         mnist_5k,
         deep_plain_mlp(),
+        epochs=20,
+        seeds=10,
     ),
     Scenario(
         "large-batch-4096",
@@ -110,6 +128,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         epochs=5,
         extra_lrs=(3.0, 10.0),
         converge=False,
+        seeds=12,
     ),
     Scenario(
         "tight-budget",
@@ -118,6 +137,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         overrides={"trials": 3},
         lr_draws=3,
         converge=False,
+        seeds=5,
     ),
     # ---- issue 15: beyond MLPs, real data only
     Scenario(
@@ -125,7 +145,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "a two-layer CNN (8 and 16 channels) on fashion-mnist (55,000 images)",
         fashion,
         small_cnn,
-        epochs=15,
+        epochs=10,
         seeds=5,
         full_batch_epochs=2,
     ),
@@ -134,7 +154,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "a character GRU telling the language of a word (7 Debian word lists, 70,000 words)",
         word_characters,
         char_rnn("gru"),
-        epochs=20,
+        epochs=12,
         batch_size=256,
         seeds=5,
         full_batch_epochs=2,
@@ -146,7 +166,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "of words: exploding gradients, measured",
         word_characters,
         char_rnn("tanh", recurrent_gain=8.0),
-        epochs=20,
+        epochs=12,
         batch_size=256,
         seeds=5,
         full_batch_epochs=2,
@@ -158,8 +178,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         "(Debian's fortunes, 10 files, ~8,400 texts)",
         fortune_tokens,
         text_transformer,
-        epochs=30,
+        epochs=15,
         seeds=5,
+        full_batch_epochs=2,
         overrides={"domain": "language"},
     ),
     Scenario(
@@ -168,7 +189,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "language of 70,000 words (sparse gradients)",
         word_ngrams,
         hashed_ngram_bag,
-        epochs=30,
+        epochs=15,
         batch_size=256,
         seeds=5,
         full_batch_epochs=2,
