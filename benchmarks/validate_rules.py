@@ -5,10 +5,11 @@
     python benchmarks/validate_rules.py --from-json docs/benchmarks/validation.json   # re-judge, no training
     python benchmarks/validate_rules.py --optimizers muon,lion --merge   # add optimizers to the saved grids
     python benchmarks/validate_rules.py --smoke --threads 1 --only logistic-l2-digits --no-doc --json /tmp/smoke.json
-    # issue 15's full run (hours; one scenario at a time, each saved as it ends):
-    python benchmarks/validate_rules.py --merge --threads 2 --only cnn-fashion,...
+    # issue 15's full run (tens of CPU hours; each scenario is saved as it ends, and --merge
+    # keeps the others, so it can run in several sittings with different --only lists):
+    python benchmarks/validate_rules.py --merge --prune 2 --threads 2 --only noisy-digits,logistic-l2-digits
 
-For each scenario of ``scenarios.py`` (a kind of model users bring), the profile is
+For each scenario of ``scenarios/`` (a kind of model users bring), the profile is
 measured by ``advisor.profile_model`` and given to ``advisor.recommend``. The truth comes
 from a grid over every registered optimizer x learning rate (x momentum for SGD with
 momentum and Nesterov; a learning-rate-free method at its defaults plus its one knob,
@@ -187,7 +188,8 @@ def run_grid(
             p.test.append(r.test_accuracy if ok and r.test_accuracy is not None else chance)
             p.curves.append([float(a) for a in r.val_accuracy])
             p.diverged += not ok
-        if i == 0 and PRUNE_KEEP is not None and len(seeds) > 1:
+        # a tight budget's truth averages over every grid point of a range: never pruned
+        if i == 0 and PRUNE_KEEP is not None and len(seeds) > 1 and s.lr_draws is None:
             keep = prune(points, PRUNE_KEEP)
             specs = [specs[j] for j in keep]
             points = [points[j] for j in keep]
