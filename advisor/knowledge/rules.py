@@ -87,6 +87,7 @@ _RULE_KEYS = (
     "reason",
     "source",
     "examples",
+    "validated",
 )
 _SPACE_KEYS = ("optimizer", "param", *SPACE_OPS, "log", "reference", "exponent")
 
@@ -504,6 +505,13 @@ class Rule:
     examples_no_match: tuple[Mapping[str, Any], ...] = ()
     file: str = ""
     enabled: bool = True  # a disabled rule never fires (use it to switch a built-in rule off)
+    #: the validation scenarios (benchmarks/scenarios) whose truth checks this rule; empty:
+    #: unvalidated (no scenario exercises it; docs/VALIDATION.md lists it as such)
+    validated: tuple[str, ...] = ()
+
+    @property
+    def is_validated(self) -> bool:
+        return bool(self.validated)
 
     def fires(self, profile: Profile) -> bool:
         return self.enabled and self.when.holds(profile.values())
@@ -527,6 +535,12 @@ class Rule:
         lines += [f"search_space: {json.dumps(e.to_dict())}" for e in self.search_space]
         lines += [f"advice ({a.topic}): {a.text}" for a in self.advice]
         lines += [f"reason: {self.reason}", f"source: {self.source}"]
+        lines.append(
+            f"validated: {', '.join(self.validated)}"
+            if self.validated
+            else "validated: UNVALIDATED (no validation scenario exercises this rule; "
+            "docs/VALIDATION.md)"
+        )
         for kind, examples in (
             ("match", self.examples_match),
             ("no_match", self.examples_no_match),
@@ -546,6 +560,7 @@ class Rule:
             "advice": [{"topic": a.topic, "text": a.text} for a in self.advice],
             "reason": self.reason,
             "source": self.source,
+            "validated": list(self.validated),
             "examples": {
                 "match": [dict(e) for e in self.examples_match],
                 "no_match": [dict(e) for e in self.examples_no_match],
@@ -599,6 +614,17 @@ def _examples(raw: object, key: str) -> tuple[Mapping[str, Any], ...]:
     return tuple(out)
 
 
+def _validated(raw: Any) -> tuple[str, ...]:
+    """``validated``: the names of the validation scenarios that check the rule."""
+    names = _list(raw, "validated")
+    bad = [n for n in names if not isinstance(n, str) or not _ID.fullmatch(n)]
+    if bad:
+        raise _Problem(
+            "validated", f"validated lists scenario names (lowercase-with-dashes), got {bad[0]!r}"
+        )
+    return tuple(names)
+
+
 def _parse_rule(raw: Mapping[str, Any], file: str) -> Rule:
     _check_keys(raw, _RULE_KEYS, "")
     rid = raw.get("id")
@@ -640,6 +666,7 @@ def _parse_rule(raw: Mapping[str, Any], file: str) -> Rule:
         examples_no_match=_examples(examples.get("no_match", []), "no_match"),
         file=file,
         enabled=enabled,
+        validated=_validated(raw.get("validated", [])),
     )
     if enabled and not (
         rule.scores or rule.over_memory is not None or rule.search_space or rule.advice

@@ -1,17 +1,10 @@
-"""The problems rule validation trains on: data, model and the profile overrides of each.
-
-Each :class:`Scenario` stands for a kind of model users bring. Its profile is *measured*
-by :func:`advisor.profile_model` (params, samples, convexity, gradient health, ...), as
-``advisor tune`` does; ``overrides`` add only what a user states and no measurement can
-see (sparse gradients, a trial budget).
-"""
+"""The first scenarios' data and models: the digit and clothing images, scikit-learn's
+digits, synthetic bag-of-words documents, logistic regression and MLPs."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,22 +14,6 @@ import advisor
 from advisor.data.dataset import Dataset
 
 VALIDATION = 0.1
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    what: str
-    data: Callable[[], Dataset]
-    #: None: the seed MLP (trained by the population trainer); else a factory
-    model: Callable[[Dataset], Callable[[], nn.Module]] | None = None
-    epochs: int = 5
-    batch_size: int = 128
-    overrides: dict[str, Any] = field(default_factory=dict)
-    #: a tight budget: the truth is the best of this many learning-rate draws, not the grid's best
-    lr_draws: int | None = None
-    #: learning rates added to the grid (large batches want larger ones)
-    extra_lrs: tuple[float, ...] = ()
 
 
 # ---------------------------------------------------------------------------- data
@@ -174,52 +151,3 @@ def deep_plain_mlp(
         return build
 
     return for_data
-
-
-# ---------------------------------------------------------------------------- the scenarios
-
-SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("seed-mlp-mnist-5k", "the seed MLP on mnist-5k (3,600 training digits)", mnist_5k),
-    Scenario("seed-mlp-fashion", "the seed MLP on fashion-mnist (55,000 images)", fashion),
-    Scenario(
-        "logistic-digits",
-        "logistic regression (convex) on scikit-learn's digits",
-        digits,
-        logistic_regression,
-        epochs=20,
-    ),
-    Scenario(
-        "tiny-data-mlp",
-        "the seed MLP on 500 digits of mnist-5k",
-        tiny_mnist,
-        epochs=20,
-    ),
-    Scenario(
-        "sparse-bag-of-words",
-        "an embedding-bag classifier on synthetic bag-of-words documents (scikit-learn's make_multilabel_classification, not real text)",
-        bag_of_words,
-        bag_of_words_model,
-        overrides={"sparse_gradients": True, "domain": "language"},
-    ),
-    Scenario(
-        "deep-exploding",
-        "a 16-layer plain ReLU MLP with an amplifying init on mnist-5k (exploding gradients, measured)",
-        mnist_5k,
-        deep_plain_mlp(),
-    ),
-    Scenario(
-        "large-batch-4096",
-        "the seed MLP on fashion-mnist with batch 4096",
-        fashion,
-        batch_size=4096,
-        epochs=5,
-        extra_lrs=(3.0, 10.0),
-    ),
-    Scenario(
-        "tight-budget",
-        "the seed MLP on fashion-mnist when only 3 trials fit the budget",
-        fashion,
-        overrides={"trials": 3},
-        lr_draws=3,
-    ),
-)

@@ -1,0 +1,174 @@
+"""The validation scenarios: real data loaded offline, each model trained for one epoch on
+a tiny slice through train_members, the held-out split, and rules marked unvalidated."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import scenarios  # noqa: E402
+import validate_rules  # noqa: E402
+
+import advisor  # noqa: E402
+from advisor.cli import cli  # noqa: E402
+from advisor.knowledge.rules import load_rules  # noqa: E402
+from advisor.train import MemberConfig, train_members  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+#: issue 15's scenarios with a model of their own (the first eight are issue 7's)
+NEW = [s for s in scenarios.SCENARIOS[8:] if s.model is not None]
+BY_NAME = {s.name: s for s in scenarios.SCENARIOS}
+
+
+def _data_or_skip(s: scenarios.Scenario) -> advisor.Dataset:
+    try:
+        return validate_rules.shrink(s.data(), rows=256)
+    except (FileNotFoundError, ImportError) as e:  # a Debian package or statsmodels absent
+        pytest.skip(f"{s.name}: its data is not on this machine: {e}")
+
+
+def test_there_are_at_least_12_scenarios_and_the_held_out_ones_exist() -> None:
+    names = [s.name for s in scenarios.SCENARIOS]
+    assert len(names) >= 12 and len(set(names)) == len(names)
+    assert set(scenarios.HELD_OUT) <= set(names)
+    # some scenarios stay to adjust rules on
+    assert len(scenarios.HELD_OUT) < len(names) / 2
+
+
+@pytest.mark.parametrize("s", NEW, ids=[s.name for s in NEW])
+def test_each_new_scenario_trains_one_epoch_on_a_tiny_slice(s: scenarios.Scenario) -> None:
+    data = _data_or_skip(s)
+    assert s.model is not None
+    task = {}
+    if s.task != "classification":
+        if "task" not in inspect.signature(train_members).parameters:
+            pytest.skip(f"{s.name} is a {s.task}: needs issue 13's task= in train_members")
+        task = validate_rules.task_keyword(s)
+    (result,) = train_members(
+        [MemberConfig("adam", {"lr": 1e-3}, init_seed=0)],
+        data,
+        epochs=1,
+        batch_size=64,
+        evaluate_test=True,
+        model_factory=s.model(data),
+        **task,
+    )
+    assert result.status == "complete", result.reason
+    assert result.epochs_run == 1 and result.test_accuracy is not None
+
+
+def test_the_text_data_is_real_and_split_three_ways() -> None:
+    try:
+        words, labels = scenarios.text.language_words(per_language=50)
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    assert len(words) == 50 * len(scenarios.text.LANGUAGES) and set(labels) == set(range(7))
+    assert len(set(words)) == len(words)  # no word in two languages
+    ids = scenarios.text.ngram_ids("chat")
+    assert ids == sorted(ids) and all(1 <= i <= scenarios.text.NGRAM_BUCKETS for i in ids)
+    assert len(ids) == len({"<", "c", "h", "a", "t", ">"}) + 5 + 4 + 3  # 1- to 4-grams of <chat>
+
+
+def test_the_l2_logistic_gradient_carries_the_penalty() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = scenarios.images.L2Logistic(5, 3, l2=0.1)
+    x, y = torch.randn(8, 5), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    F.cross_entropy(model(x), y).backward()
+    w = model.linear.weight.detach().clone().requires_grad_(True)
+    b = model.linear.bias.detach()
+    loss = F.cross_entropy(x @ w.T + b, y) + 0.05 * (w**2).sum()
+    loss.backward()
+    torch.testing.assert_close(model.linear.weight.grad, w.grad)
+
+
+def test_the_exploding_rnn_is_measured_as_exploding() -> None:
+    s = BY_NAME["rnn-exploding-words"]
+    data = _data_or_skip(s)
+    assert s.model is not None
+    measured = advisor.profile_model(s.model(data), data, device="cpu", batch_size=256)
+    assert measured.gradients == "exploding", measured.gradients_reason
+
+
+def test_every_rule_is_validated_by_scenarios_or_marked_unvalidated() -> None:
+    names = {s.name for s in scenarios.SCENARIOS}
+    rules = list(load_rules(()))
+    for r in rules:
+        assert set(r.validated) <= names, (r.id, r.validated)
+    unvalidated = [r for r in rules if not r.validated]
+    assert unvalidated  # the doc lists them; the validation run will shrink the list
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["rules", "show", unvalidated[0].id])
+    assert shown.exit_code == 0, shown.output
+    assert "validated: UNVALIDATED" in shown.output
+    validated = next(r for r in rules if r.validated)
+    shown = runner.invoke(cli, ["rules", "show", validated.id])
+    assert f"validated: {', '.join(validated.validated)}" in shown.output
+    listed = json.loads(runner.invoke(cli, ["rules", "list", "--format", "json"]).output)
+    assert {r["id"]: r["validated"] for r in listed}[validated.id] == list(validated.validated)
+
+
+def test_a_validated_field_that_is_not_a_list_of_names_is_refused(tmp_path: Path) -> None:
+    from advisor.knowledge.rules import check_rules
+
+    (tmp_path / "x.toml").write_text(
+        '[[rule]]\nid = "x"\nvalidated = "tiny-data-mlp"\nscores = { adam = 1.0 }\n'
+        'reason = "r"\nsource = "s"\n'
+    )
+    problems = check_rules(str(tmp_path))
+    assert any("validated" in p for p in problems), problems
+
+
+def test_the_smoke_pipeline_runs_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--smoke --only`` on the fastest real scenario: profile, tiny grid, judge, save."""
+    names = (
+        "SEEDS",
+        "LRS",
+        "LBFGS_LRS",
+        "MUON_LRS",
+        "KNOB_VALUES",
+        "MOMENTA",
+        "SMOKE",
+        "PRUNE_KEEP",
+    )
+    for name in names:
+        monkeypatch.setattr(validate_rules, name, getattr(validate_rules, name))
+    out = tmp_path / "smoke.json"
+    validate_rules.main(
+        ["--smoke", "--prune", "1", "--only", "logistic-l2-digits", "--no-doc", "--json", str(out)]
+    )
+    saved = json.loads(out.read_text())
+    (v,) = saved["verdicts"]
+    assert v["scenario"] == "logistic-l2-digits" and len(v["tied"]) >= 1
+    points = saved["points"]["logistic-l2-digits"]
+    assert {p["optimizer"] for p in points} == set(advisor.list_optimizers()) - {"muon"}
+    assert all(len(p["curves"]) == 2 and len(p["curves"][0]) == 1 for p in points)
+    kinds = [(p["optimizer"], p["momentum"]) for p in points]
+    assert len(kinds) == len(set(kinds))  # --prune 1: one point of each kind after seed 1
+
+
+def test_full_batch_optimizers_train_the_capped_epochs_in_grid_order() -> None:
+    from dataclasses import replace
+
+    s = replace(BY_NAME["logistic-l2-digits"], epochs=2, full_batch_epochs=1)
+    data = _data_or_skip(s)
+    assert s.model is not None
+    configs = [
+        MemberConfig(n, {"lr": lr}, init_seed=0)
+        for n, lr in (("adam", 1e-2), ("lbfgs", 1.0), ("sgd", 0.1))
+    ]
+    results = validate_rules._train(s, configs, data, s.epochs, 0, s.model(data), {})
+    assert [r.config.optimizer for r in results] == ["adam", "lbfgs", "sgd"]
+    assert [r.epochs_run for r in results] == [2, 1, 2]

@@ -1,0 +1,142 @@
+"""Power, tie sets, the seed / test-size planner and the convergence test of rule validation."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import validate_rules  # noqa: E402
+import validation_report  # noqa: E402
+import validation_stats as vs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_mdd_is_the_t_formula_on_the_differences_sd() -> None:
+    from scipy import stats
+
+    d = [0.010, 0.014, 0.006, 0.012, 0.008]
+    n, s_d = len(d), statistics.stdev(d)
+    expected = (stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.80, n - 1)) * s_d / math.sqrt(n)
+    assert vs.mdd([d]) == pytest.approx(expected)
+    # more seeds, same spread: a smaller detectable difference
+    assert vs.mdd([d * 2]) < vs.mdd([d])
+    assert vs.mdd([[0.01]]) == math.inf
+
+
+def test_mdd_takes_the_median_comparison_not_an_erratic_one() -> None:
+    calm = [[0.010, 0.012, 0.008]] * 4
+    erratic = [[0.9, -0.5, 0.1]]
+    assert vs.mdd(calm + erratic) == pytest.approx(vs.mdd(calm))
+
+
+def test_a_difference_of_the_mdd_is_found_about_80_percent_of_the_time() -> None:
+    """The definition checked by simulation: paired differences with mean = MDD."""
+    import numpy as np
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    n, sd = 6, 0.004
+    delta = vs.mdd_factor(n) * sd
+    found = [
+        bool(stats.ttest_1samp(rng.normal(delta, sd, n), 0.0).pvalue < 0.05) for _ in range(4000)
+    ]
+    assert statistics.mean(found) == pytest.approx(0.80, abs=0.03)
+
+
+def test_the_tie_set_holds_the_best_and_what_the_paired_test_cannot_tell_from_it() -> None:
+    scores = {
+        "best": [0.90, 0.91, 0.92, 0.93],
+        "noisy": [0.95, 0.80, 0.94, 0.85],  # mean 0.885, but erratic: tied
+        "worse": [0.88, 0.89, 0.90, 0.91],  # 2 pp below at every seed: not tied
+        "bad": [0.50, 0.52, 0.51, 0.50],
+    }
+    assert vs.tie_set(scores) == ["best", "noisy"]
+
+
+def test_the_planner_finds_the_least_seeds_and_the_binomial_test_size() -> None:
+    p = vs.plan(s_d=0.004, accuracy=0.9, test_size=10_000)
+    assert vs.mdd_factor(p.seeds) * 0.004 <= vs.TARGET < vs.mdd_factor(p.seeds - 1) * 0.004
+    # (z_0.975 + z_0.8)^2 * 2 p (1 - p) / 0.005^2
+    assert p.test_examples == math.ceil(7.8489 * 0.18 / 0.005**2 + 0.5) or (
+        abs(p.test_examples - 7.8489 * 0.18 / 0.005**2) < 5
+    )
+    assert not p.test_ok
+    # models that disagree on 2 % of the examples need far fewer
+    assert vs.plan(0.004, 0.9, 10_000, disagreement=0.02).test_ok
+    assert vs.plan(s_d=0.1, accuracy=0.9, test_size=100).seeds is None  # beyond MAX_SEEDS
+
+
+def test_convergence_is_under_a_tenth_of_a_point_over_the_last_k_epochs() -> None:
+    rising = [0.5 + 0.01 * i for i in range(12)]
+    flat = [0.5, 0.7, 0.8, *[0.8005] * 8]
+    assert not vs.converged(rising)
+    assert vs.converged(flat)
+    assert not vs.converged(flat[:5])  # too short to tell
+    # a late gain of 0.2 pp within the last k epochs is not convergence
+    assert not vs.converged([*flat, 0.8025])
+
+
+def _saved_verdicts() -> list[validate_rules.Verdict]:
+    saved = json.loads((ROOT / "docs" / "benchmarks" / "validation.json").read_text())
+    return [validate_rules.Verdict(**v) for v in saved["verdicts"]]
+
+
+def test_the_saved_grids_still_load_and_the_report_parts_render(tmp_path: Path) -> None:
+    verdicts = _saved_verdicts()
+    table = validation_report.power_table(verdicts)
+    assert table.count("\n") == len(verdicts) + 1
+    text = validation_report.generalization(verdicts, ("tiny-data-mlp", "absent"))
+    assert "in 0 of 1 (tiny-data-mlp)" in text and "not in these grids yet: absent" in text
+    coverage = validation_report.rule_coverage(verdicts)
+    assert "`gradients-vanishing`" in coverage and "`sparse-adagrad`" not in coverage
+
+
+def test_a_scenario_plot_marks_the_top_3(tmp_path: Path) -> None:
+    v = _saved_verdicts()[0]
+    v.scores = {n: v.scores[n] for n in list(v.scores)[:4]}  # a tiny input
+    v.top = list(v.scores)[:3]
+    path = validation_report.plot_scenario(v, tmp_path / "one.png")
+    assert path.stat().st_size > 1000 and path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_judge_reports_power_tie_size_and_convergence() -> None:
+    import scenarios
+
+    import advisor
+
+    profile = advisor.Profile(params="118k", samples="55k", convexity="nonconvex")
+    points = []
+    for i, name in enumerate(advisor.list_optimizers()):
+        noise = (0.0, 0.002, 0.001, 0.003)
+        acc = [0.80 + 0.001 * i + noise[(i + k) % 4] for k in range(4)]
+        curve = [[0.5, 0.7, *[a] * 6] for a in acc]
+        lr = 1.0 if advisor.get_optimizer_info(name).lr_free else 1e-3
+        d_coef = 1.0 if advisor.get_optimizer_info(name).lr_free else None
+        points.append(validate_rules.Point(name, lr, None, acc, acc, 0, d_coef, curve))
+    s = scenarios.Scenario("t", "test", scenarios.mnist_5k, seeds=4)
+    v = validate_rules.judge(s, points, profile, 0.0)
+    assert v.converged is True and v.best == v.tied[0] and len(v.tied) < len(v.scores)
+    assert 0 < v.mdd < 0.05 and v.plan["test_size"] == 1000
+    assert "prodigy" + validate_rules.DEFAULTS_SUFFIX in v.scores
+
+
+def test_prune_keeps_each_optimizers_best_points_per_momentum() -> None:
+    P = validate_rules.Point
+    points = [
+        P("adam", 1e-3, None, [0.5], [0.5], 0),
+        P("adam", 1e-2, None, [0.9], [0.9], 0),
+        P("adam", 1e-1, None, [0.7], [0.7], 0),
+        P("momentum", 1e-2, 0.9, [0.6], [0.6], 0),
+        P("momentum", 1e-1, 0.9, [0.8], [0.8], 0),
+        P("momentum", 1e-2, 0.5, [0.4], [0.4], 0),
+    ]
+    assert validate_rules.prune(points, 1) == [1, 4, 5]
+    assert validate_rules.prune(points, 2) == [1, 2, 3, 4, 5]
