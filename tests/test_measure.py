@@ -209,6 +209,17 @@ def test_gradient_checks_are_data() -> None:
         assert "[" in check.text  # every threshold names its source
 
 
+class _LastStep(nn.Module):
+    """A sequence model that reads its last step: ``x[:, -1]`` (a slice in the traced graph)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(x)[:, -1])
+
+
 class _Affine(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -255,6 +266,7 @@ class _Branching(nn.Module):
         ),
         (_Affine, "convex", "parameter 'w'"),
         (_Branching, "unknown", "torch.fx"),
+        (_LastStep, "nonconvex", "stacked"),
     ],
 )
 def test_convexity_verdicts(build: Callable[[], nn.Module], verdict: str, words: str) -> None:

@@ -207,6 +207,8 @@ def _inputs(args: Any, terms: Mapping[Any, _Term]) -> list[_Term]:
     for a in args:
         if isinstance(a, (list, tuple)):
             out += _inputs(a, terms)
+        elif isinstance(a, slice):  # x[:, -1]: a slice is unhashable, its bounds may be nodes
+            out += _inputs((a.start, a.stop, a.step), terms)
         elif a in terms:
             out.append(terms[a])
     return out
