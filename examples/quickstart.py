@@ -1,4 +1,4 @@
-"""Quickstart: ask the rules, then tune by training (about a minute on 2 CPU cores).
+"""Quickstart: ask the rules, then tune by training (about 25 seconds on 2 CPU cores).
 
 python examples/quickstart.py
 """
@@ -17,7 +17,7 @@ for c in rec.candidates[:3]:
     print(f"          {c.reasons[0].text}")
 
 # 2. Measure: tune the top candidates on the embedded MNIST digits, report on the test set.
-result = advisor.tune("mnist-5k", budget="40s", seeds=3, finalists=2, device="cpu")
+result = advisor.tune("mnist-5k", budget="20s", seeds=3, finalists=2, device="cpu")
 best, base = result.recommendation, result.baseline
 print(f"\nrecommended: {best.torch}  ({best.schedule} schedule)")
 print(f"test accuracy {best.test_accuracy.mean:.2%} vs default Adam {base.test_accuracy.mean:.2%}")

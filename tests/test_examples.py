@@ -49,7 +49,7 @@ def test_python_examples_run(script: str, tmp_path: Path) -> None:
         timeout=300,
     )
     assert res.returncode == 0, res.stderr
-    assert "torch.optim." in res.stdout
+    assert "optimizer" in res.stdout or "torch.optim." in res.stdout  # the printed code
     assert "test accuracy" in res.stdout
 
 
