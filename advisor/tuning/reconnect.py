@@ -20,6 +20,7 @@ rare duplicate is a trial without an owner that the stale-trial check fails.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 import time
@@ -95,6 +96,37 @@ def _reason(exc: BaseException) -> str:
 def _stderr(message: str) -> None:
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
+
+
+class LostConnectionFilter(logging.Filter):
+    """Drops Optuna's "Caught an error from sqlalchemy ... Falling back to a slower
+    alternative" when the error is a lost connection: Optuna takes any OperationalError of
+    its trial query for a too-long ``IN`` list, and the retry here reports the connection
+    loss in one line of its own.
+
+    >>> f = LostConnectionFilter()
+    >>> def record(msg: str) -> logging.LogRecord:
+    ...     return logging.LogRecord("optuna", logging.WARNING, "", 0, msg, None, None)
+    >>> f.filter(record("Caught an error from sqlalchemy: terminating connection. Falling back"))
+    False
+    >>> f.filter(record("Caught an error from sqlalchemy: too many SQL variables. Falling back"))
+    True
+    """
+
+    _LOST = ("connection", "AdminShutdown", "server closed", "could not connect")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if not text.startswith("Caught an error from sqlalchemy"):
+            return True
+        return not any(word in text for word in self._LOST)
+
+
+def quiet_lost_connections() -> None:
+    """Install :class:`LostConnectionFilter` on Optuna's RDB storage logger (once)."""
+    logger = logging.getLogger("optuna.storages._rdb.storage")
+    if not any(isinstance(f, LostConnectionFilter) for f in logger.filters):
+        logger.addFilter(LostConnectionFilter())
 
 
 class RetryingStorage:

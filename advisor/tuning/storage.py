@@ -87,6 +87,7 @@ def open_storage(url: str | None, default_path: Path) -> tuple[Any, str]:
         if url.startswith("postgres://"):
             url = "postgresql://" + url.removeprefix("postgres://")
     retry_s = reconnect.retry_seconds()
+    reconnect.quiet_lost_connections()
     try:
         storage = _rdb_storage(url, engine_kwargs)
     except ImportError as exc:
