@@ -47,7 +47,13 @@ from advisor.train.layout import model_layout
 from advisor.train.members import MemberConfig
 from advisor.train.population import MAX_GROUP
 from advisor.train.population_modern import AdafactorGroup, ModernGroup, MuonGroup, make_group
-from advisor.train.population_optim import UpdateGroup, group_key, keep_rows, torch_settings
+from advisor.train.population_optim import (
+    UpdateGroup,
+    group_key,
+    keep_groups,
+    keep_rows,
+    torch_settings,
+)
 from advisor.train.reference import as_device, build_model
 from advisor.train.schedules import lr_factors
 
@@ -313,14 +319,7 @@ class FuncPopulation:
         self.params = [keep_rows(p, keep_t) for p in self.params]
         self.fixed = {n: t.index_select(0, keep_t) for n, t in self.fixed.items()}
         self.buffers = {n: t.index_select(0, keep_t) for n, t in self.buffers.items()}
-        start, groups = 0, []
-        for group in self.groups:
-            local = [i - start for i in keep if start <= i < start + group.size]
-            start += group.size
-            if local:
-                group.keep(torch.tensor(local, dtype=torch.int64))
-                groups.append(group)
-        self.groups = groups
+        self.groups = keep_groups(self.groups, keep)
         self.keys = [self.keys[i] for i in keep]
         self.configs = [self.configs[i] for i in keep]
         self.lr_tables = [self.lr_tables[i] for i in keep]

@@ -39,7 +39,7 @@ from advisor.train.members import (
 )
 from advisor.train.models import mnist_mlp
 from advisor.train.population_modern import ModernGroup, make_group
-from advisor.train.population_optim import UpdateGroup, group_key, torch_settings
+from advisor.train.population_optim import UpdateGroup, group_key, keep_groups, torch_settings
 from advisor.train.reference import as_device
 from advisor.train.schedules import lr_factors
 
@@ -354,14 +354,7 @@ class Population:
         keep = [i for i, key in enumerate(self.keys) if key not in drop]
         keep_t = torch.tensor(keep, dtype=torch.int64, device=self.device)
         params = [p.index_select(0, keep_t) for p in self._member_view(self.params)]
-        start, groups = 0, []
-        for group in self.groups:
-            local = [i - start for i in keep if start <= i < start + group.size]
-            start += group.size
-            if local:
-                group.keep(torch.tensor(local, dtype=torch.int64))
-                groups.append(group)
-        self.groups = groups
+        self.groups = keep_groups(self.groups, keep)
         self.keys = [self.keys[i] for i in keep]
         self.configs = [self.configs[i] for i in keep]
         self.lr_tables = [self.lr_tables[i] for i in keep]

@@ -23,7 +23,7 @@ Schedule-Free AdamW and Prodigy have their groups in :mod:`advisor.train.populat
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import Tensor
@@ -407,3 +407,26 @@ class UpdateGroup:
                 torch.sqrt(v, out=adaptive).add_(eps).reciprocal_().mul_(bias_correction2**0.5)
                 update.mul_(adaptive).mul_(rect)
             p.sub_(update)
+
+
+class _Narrowable(Protocol):
+    @property
+    def size(self) -> int: ...
+
+    def keep(self, local: Tensor) -> None: ...
+
+
+_G = TypeVar("_G", bound=_Narrowable)
+
+
+def keep_groups(groups: Sequence[_G], keep: Sequence[int]) -> list[_G]:
+    """The groups that still hold a member of ``keep`` (population indices, ascending),
+    each narrowed to those members; the groups cover the population in order."""
+    start, kept = 0, list[_G]()
+    for group in groups:
+        local = [i - start for i in keep if start <= i < start + group.size]
+        start += group.size
+        if local:
+            group.keep(torch.tensor(local, dtype=torch.int64))
+            kept.append(group)
+    return kept
