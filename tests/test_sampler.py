@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import create_trial
@@ -47,3 +49,22 @@ def test_tpe_follows_the_better_optimizer_unless_it_is_to_be_avoided() -> None:
     assert _optimizers_asked(steered, 10) == ["adam"] * 10
     # every sampled trial is stamped with its worker when it is created
     assert all(t.user_attrs[schema.WORKER] == "host:1:a" for t in steered.trials[30:])
+
+
+def test_only_the_chosen_optimizers_groups_are_sampled() -> None:
+    """Plain grouped TPE samples every optimizer's parameters for every trial; advisor's
+    sampler samples the optimizer first, then only that optimizer's group."""
+    plain = _study_where_lbfgs_wins()
+    with warnings.catch_warnings():  # multivariate/group are "experimental"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        plain.sampler = optuna.samplers.TPESampler(
+            seed=0, n_startup_trials=10, multivariate=True, group=True, constant_liar=True
+        )
+    assert set(plain.ask().relative_params) == {"optimizer", "adam.lr", "lbfgs.lr"}
+    lazy = _study_where_lbfgs_wins()
+    lazy.sampler = make_sampler(0, 10, "host:1:a")
+    for _ in range(5):
+        trial = lazy.ask()
+        opt = trial.relative_params["optimizer"]
+        assert set(trial.relative_params) == {"optimizer", f"{opt}.lr"}
+        lazy.tell(trial, state=optuna.trial.TrialState.PRUNED)

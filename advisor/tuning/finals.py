@@ -174,15 +174,17 @@ def run_finals(
     epochs: int,
     worker: str,
     wait_s: float = 600.0,
-    plan_seeds: Callable[[list[FinalistSpec]], tuple[int, str | None]] | None = None,
+    plan_finals: Callable[[list[FinalistSpec]], tuple[list[FinalistSpec], int, str | None]]
+    | None = None,
     on_seed: Callable[[int, int], None] | None = None,
 ) -> optuna.Study:
     """Run (or join) the finalist stage of ``study``; return the ``.final`` study when every
     seed is done.
 
-    ``plan_seeds(finalists)`` lets the worker that chooses the finalists run fewer than
-    ``seeds`` seeds (and say why, :data:`~advisor.tuning.schema.FINAL_PLAN`) when the time
-    left cannot hold them all; every worker then runs that many.
+    ``plan_finals(finalists)`` lets the worker that chooses the finalists fit the stage in the time
+    left: it returns the finalists kept (the best first, always kept), the seeds to run
+    (fewer than ``seeds``) and why (:data:`~advisor.tuning.schema.FINAL_PLAN`); every worker
+    then runs that many.
 
     The stage is a set of tasks, each one trial of ``S.final`` that any worker may take: first
     *setup* (wait for the search's running trials, choose the finalists, enqueue the seeds),
@@ -228,7 +230,7 @@ def run_finals(
             final.tell(trial, state=TrialState.FAIL)
             continue
         if key[0] == schema.SETUP_TASK:
-            _set_up(study, final, trial, space, finalists, (seed, seeds), wait_s, plan_seeds)
+            _set_up(study, final, trial, space, finalists, (seed, seeds), wait_s, plan_finals)
         else:
             _run_seed(final, trial, key[1], train, data, epochs)
             if on_seed is not None:
@@ -246,11 +248,11 @@ def _set_up(
     finalists: int,
     seeds: tuple[int, int],
     wait_s: float,
-    plan_seeds: Callable[[list[FinalistSpec]], tuple[int, str | None]] | None,
+    plan_finals: Callable[[list[FinalistSpec]], tuple[list[FinalistSpec], int, str | None]] | None,
 ) -> None:
     """The setup task: choose the finalists once the search has settled, enqueue the seeds.
 
-    ``seeds`` is ``(search seed, seeds asked)``; ``plan_seeds`` may lower the count.
+    ``seeds`` is ``(search seed, seeds asked)``; ``plan_finals`` may drop finalists and lower the count.
 
     Resumable: a worker that takes it over after a crash keeps finalists already written and
     enqueues only the seeds that have no trial yet.
@@ -267,8 +269,8 @@ def _set_up(
                 "recommend: give it a larger --budget (or --trials), or check the divergence "
                 "reasons with `advisor report`."
             )
-        if plan_seeds is not None:
-            n, why = plan_seeds(chosen)
+        if plan_finals is not None:
+            chosen, n, why = plan_finals(chosen)
             if why is not None:
                 final.set_user_attr(schema.FINAL_PLAN, {"seeds": n, "reason": why})
         # the default Adam, and the learning-rate-free methods at their defaults: nothing tuned

@@ -10,6 +10,12 @@ them), the :data:`BEST` best complete trials (its "good" density is built from t
 :data:`RECENT` most recent finished ones (its "bad" density, where TPE's own weights already
 favour recent trials). A study smaller than that is shown whole, unchanged.
 
+TPE with ``group=True`` samples every group of the conditional space for every trial (each
+optimizer's parameters), and the trial then uses one optimizer's. Here the groups are sampled
+lazily: the optimizer's choice first, then only the groups the chosen optimizer uses, 2-3 of
+the 6 of the default space (same distributions, about half the ask time:
+``python benchmarks/sampler_cost.py``).
+
 It is also steered for the budget: ``avoid()`` names the optimizers not to sample now (over
 their share of the search time, or whose one trial no longer fits the time left); when TPE
 picks one of them, another of the search's optimizers is drawn instead (seeded). Enqueued
@@ -104,6 +110,8 @@ class History:
         everything = study._get_trials(deepcopy=False, use_cache=False)
         self._trials = bounded_history(everything, maximize)
         self.size = len(self._trials)
+        #: the finished trials shown, which alone shape TPE's groups (running ones do not)
+        self.finished = tuple(t.number for t in self._trials if t.state.is_finished())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
@@ -127,6 +135,35 @@ class History:
         return self.get_trials()
 
 
+def _split_groups(
+    groups: Sequence[dict[str, Any]], search_space: dict[str, Any]
+) -> tuple[dict[str, Any], Callable[[str], dict[str, Any]]]:
+    """TPE's groups of ``search_space`` split in two: the groups holding the optimizer choice
+    (sampled first), and, for a chosen optimizer, the groups holding its own parameters
+    (``<optimizer>.<name>``) or a shared one (a name without a dot: the schedule), whole.
+
+    >>> groups = [{"optimizer": 1}, {"adam.lr": 2, "adam.beta1": 3}, {"sgd.lr": 4}, {"schedule": 5}]
+    >>> first, rest = _split_groups(groups, {k: v for g in groups for k, v in g.items()})
+    >>> sorted(first), sorted(rest("adam"))
+    (['optimizer'], ['adam.beta1', 'adam.lr', 'schedule'])
+    """
+    present = [{k: v for k, v in g.items() if k in search_space} for g in groups]
+    first = {k: v for g in present if OPTIMIZER_PARAM in g for k, v in g.items()}
+
+    def rest(optimizer: str) -> dict[str, Any]:
+        def used(name: str) -> bool:
+            return name.startswith(f"{optimizer}.") or "." not in name
+
+        return {
+            k: v
+            for g in present
+            if OPTIMIZER_PARAM not in g and any(used(name) for name in g)
+            for k, v in g.items()
+        }
+
+    return first, rest
+
+
 def _wrapped(
     inner: optuna.samplers.BaseSampler,
     worker: str | None,
@@ -148,6 +185,9 @@ def _wrapped(
 
         def __init__(self) -> None:
             self.history: tuple[int, History] | None = None  # (trial id, its view)
+            # TPE's search space, kept while the finished trials shown are the same (within
+            # a batch): inferring it walks every trial shown, for every trial asked
+            self.space: tuple[tuple[int, ...], dict[str, Any]] | None = None
 
         def _view(self, study: Any, trial: Any) -> Any:  # a History, which Optuna types as Study
             if self.history is None or self.history[0] != trial._trial_id:
@@ -155,17 +195,26 @@ def _wrapped(
             return self.history[1]
 
         def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
-            return inner.infer_relative_search_space(self._view(study, trial), trial)
+            view = self._view(study, trial)
+            if self.space is None or self.space[0] != view.finished:
+                self.space = (view.finished, inner.infer_relative_search_space(view, trial))
+            return dict(self.space[1])
 
         def sample_relative(self, study: Any, trial: Any, search_space: Any) -> Any:
-            params = dict(inner.sample_relative(self._view(study, trial), trial, search_space))
+            view = self._view(study, trial)
             dist = search_space.get(OPTIMIZER_PARAM)
-            if OPTIMIZER_PARAM in params and dist is not None:
-                chosen = steer(params[OPTIMIZER_PARAM], dist.choices)
-                if chosen != params[OPTIMIZER_PARAM]:  # drop the other optimizer's parameters
-                    prefix = f"{params[OPTIMIZER_PARAM]}."
-                    params = {k: v for k, v in params.items() if not k.startswith(prefix)}
-                    params[OPTIMIZER_PARAM] = chosen
+            groups = getattr(inner, "_search_space_group", None)  # TPE's groups, set by infer_…
+            if dist is None or groups is None:
+                return dict(inner.sample_relative(view, trial, search_space))
+            # Lazily, group by group: the optimizer first, then only what that optimizer uses.
+            # TPE alone samples every group (every optimizer's parameters) for every trial and
+            # the trial then uses one optimizer's: 2-3 groups of 6 are all the trial needs.
+            first, rest = _split_groups(groups.search_spaces, search_space)
+            params = dict(inner.sample_relative(view, trial, first))
+            if OPTIMIZER_PARAM not in params:  # still in the startup phase: sampled independently
+                return params
+            params[OPTIMIZER_PARAM] = steer(params[OPTIMIZER_PARAM], dist.choices)
+            params.update(inner.sample_relative(view, trial, rest(params[OPTIMIZER_PARAM])))
             return params
 
         def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 HOLD_ENV = "ADVISOR_TEST_HOLD_FILE"
 HOLD_MAX_S = 120.0
 
+#: A running trial's heartbeat is written at most this often (each write is a storage append;
+#: one per member per epoch was a fifth of Optuna's time), far inside the stale-trial grace.
+HEARTBEAT_EVERY_S = 10.0
+
 #: Successive halving: first rung after 1 epoch, keep the best third at each rung.
 MIN_RESOURCE = 1
 REDUCTION_FACTOR = 3
@@ -125,6 +129,7 @@ def run_batch(
     member_epochs: dict[str, float] = {}
     seconds: dict[str, float] = {}
     last = {"elapsed": 0.0, "optuna": 0.0}
+    beats = {}  # trial number -> when its heartbeat was last written (the sampler writes one)
 
     def account(report: EpochReport) -> None:
         """Share the epoch's training time among the members that ran in it."""
@@ -152,7 +157,9 @@ def run_batch(
         for key, acc in report.val_accuracy.items():
             trial = by_number[int(key)]  # type: ignore[call-overload]
             trial.report(float(acc), report.epoch)
-            touch_heartbeat(study, trial._trial_id)
+            if time.monotonic() - beats.get(trial.number, 0.0) >= HEARTBEAT_EVERY_S:
+                touch_heartbeat(study, trial._trial_id)
+                beats[trial.number] = time.monotonic()
         hold_for_fault_test(study, report.epoch)
         if report.epoch >= epochs:
             return []
@@ -171,6 +178,7 @@ def run_batch(
                 trial = study.ask()
                 trials.append(trial)
                 by_number[trial.number] = trial
+                beats[trial.number] = time.monotonic()  # the sampler stamped it just now
                 optimizer, hp, schedule = space.suggest(trial)
                 optimizer_of[trial.number] = optimizer
                 if trial.user_attrs.get(schema.WORKER) != worker:  # a sampler without the stamp

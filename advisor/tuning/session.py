@@ -202,7 +202,7 @@ class Session:
             data=self.data,
             epochs=c.epochs,
             worker=self.worker,
-            plan_seeds=self._plan_seeds,
+            plan_finals=self._plan_finals,
             on_seed=lambda done, total: self.bar.update(
                 f"finalists  seed {done}/{total} done", force=True
             ),
@@ -239,19 +239,40 @@ class Session:
             finals += 1.25 * mean * (c.finalists - len(names)) * c.seeds * c.epochs
         return min(finals, c.budget_s / 2)
 
-    def _plan_seeds(self, specs: list[FinalistSpec]) -> tuple[int, str | None]:
-        """Seeds the finalist stage can run in the time left (at least 2, for the t-test)."""
+    def _plan_finals(self, specs: list[FinalistSpec]) -> tuple[list[FinalistSpec], int, str | None]:
+        """The finalists and seeds the time left can hold: at least 2 seeds (the t-test).
+
+        While 2 seeds of them do not fit, the costliest finalist after the best one is left
+        out (an L-BFGS runner-up on a transformer costs 20 s a run where the others cost 1 s);
+        the best one always runs. Then as many of the seeds asked as fit."""
         c = self.config
-        names = [*(s.optimizer for s in specs), *_lr_free()]
-        one_seed = self.costs.finals_s(names, 1, c.epochs) - 1.0
-        seeds = final_seeds_that_fit(c.seeds, one_seed, self._time_left() - 1.0)
-        if seeds == c.seeds:
-            return seeds, None
-        return seeds, (
-            f"The finalist stage ran {seeds} of {c.seeds} seeds to keep the budget "
-            f"({format_duration(c.budget_s)}): one seed of these finalists takes about "
-            f"{format_duration(one_seed)}."
-        )
+        left = self._time_left() - 1.0
+
+        def one_seed(kept: list[FinalistSpec]) -> float:
+            return (
+                self.costs.finals_s([*(f.optimizer for f in kept), *_lr_free()], 1, c.epochs) - 1.0
+            )
+
+        kept, dropped = list(specs), []
+        while len(kept) > 1 and 2 * one_seed(kept) > left:
+            costliest = max(kept[1:], key=lambda f: self.costs.final.get(f.optimizer, 0.0))
+            kept.remove(costliest)
+            dropped.append(costliest)
+        seeds = final_seeds_that_fit(c.seeds, one_seed(kept), left)
+        why = []
+        if dropped:
+            names = ", ".join(f.label for f in dropped)
+            why.append(
+                f"{names} did not fit the time left ({format_duration(max(left, 0.0))}) and "
+                f"{'were' if len(dropped) > 1 else 'was'} left out of the finalist stage."
+            )
+        if seeds < c.seeds:
+            why.append(
+                f"The finalist stage ran {seeds} of {c.seeds} seeds to keep the budget "
+                f"({format_duration(c.budget_s)}): one seed of these finalists takes about "
+                f"{format_duration(one_seed(kept))}."
+            )
+        return kept, seeds, " ".join(why) or None
 
     def _avoid(self, space: SearchSpace, epochs_per_trial: float) -> set[str]:
         """Optimizers the sampler should not pick now: over their share of the search time,
@@ -339,9 +360,15 @@ class Session:
         # time each candidate (steps differ: Muon's cost far more than Adam's) and the
         # learning-rate-free baselines of the finals
         self.costs = self._calibrate([*chosen, *_lr_free()], known=self.costs)
+        # an objective's cost is a guess until its first trial: nothing to warn about yet
+        objective = isinstance(self.train, ObjectiveTrainer)
+        fit_note = None
+        if c.trials is None and not objective:
+            chosen, fit_note = self._affordable(chosen, search_s, epochs)
+            if fit_note:
+                self.bar.update(fit_note, force=True)
         if c.trials is None:  # what the budget buys with the optimizers searched
-            per_trial = sum(self.costs.search[o] for o in chosen) / len(chosen) * epochs
-            expected = max(int(search_s / per_trial), 1)
+            expected = self._expected(chosen, search_s, epochs)
         space = self._space(rec, chosen, expected)
         n_startup = min(self.population, expected)
         counts = (  # with a trial cap, evenly: reproducible (see _avoid)
@@ -351,8 +378,6 @@ class Session:
                 chosen, n_startup, CostModel(dict.fromkeys(chosen, 1.0), {}), epochs
             )
         )
-        # an objective's cost is a guess until its first trial: nothing to warn about yet
-        objective = isinstance(self.train, ObjectiveTrainer)
         budget_note = None if objective else self._check_budget_fits(counts, epochs)
         search = optuna.create_study(
             study_name=c.study_name,
@@ -394,7 +419,7 @@ class Session:
             profile=profile.to_dict(),
             costs=dict(self.costs.search),
             final_costs=dict(self.costs.final),
-            notes=(*task_notes(c), *((budget_note,) if budget_note else ())),
+            notes=(*task_notes(c), *(n for n in (fit_note, budget_note) if n)),
             task=task_record(c),
         )
         # at once: its presence means "ready", and a creator killed right after create_study
@@ -403,6 +428,47 @@ class Session:
         for params in space.initial_design(n_startup, c.seed, counts=counts):
             search.enqueue_trial(params)
         return search, space, settings
+
+    def _expected(self, chosen: Sequence[str], search_s: float, epochs: float) -> int:
+        """Trials the search time buys with these optimizers, taken in turn."""
+        per_trial = sum(self.costs.search[o] for o in chosen) / len(chosen) * epochs
+        return max(int(search_s / per_trial), 1)
+
+    def _affordable(
+        self, chosen: list[str], search_s: float, epochs: float
+    ) -> tuple[list[str], str | None]:
+        """The candidates the budget can hold, and a note naming those left out.
+
+        The first batch runs in full (one trial of every candidate at least), and whichever
+        candidate wins then runs in the finalist stage on 2 seeds at least: a candidate whose
+        trial and finals cannot fit beside the setup would overrun the budget whenever it
+        wins. The costliest is left out until the rest fit (the cheapest always stays).
+        """
+        c = self.config
+        kept, dropped = list(chosen), []
+        need = 0.0
+        while len(kept) > 1:
+            n = min(self.population, self._expected(kept, search_s, epochs))
+            counts = first_batch_counts(kept, n, self.costs, epochs)
+            costliest = max(kept, key=lambda o: self.costs.final.get(o, 0.0))
+            setup = time.time() - self.started_at
+            finals = self.costs.finals_s([costliest, *_lr_free()], 2, c.epochs)
+            reserve = REPORT_RESERVE_S + EXIT_RESERVE_S
+            need = setup + batch_s(counts, self.costs, epochs) + finals + reserve
+            if need <= c.budget_s:
+                break
+            kept.remove(costliest)
+            dropped.append((costliest, need))
+        if not dropped:
+            return kept, None
+        names = ", ".join(o for o, _ in dropped)
+        return kept, (
+            f"{names} left out of the search: {'its' if len(dropped) == 1 else 'their'} "
+            f"trials and finals on this model cannot fit the budget "
+            f"({format_duration(c.budget_s)}) beside the others'. Give --budget "
+            f"{math.ceil(max(n for _, n in dropped))}s or more to search "
+            f"{'it' if len(dropped) == 1 else 'them'} too."
+        )
 
     def _check_budget_fits(self, counts: Mapping[str, int], epochs_per_trial: float) -> str | None:
         """Whether this budget can hold the setup so far, the first batch, a finalist stage of
