@@ -10,7 +10,6 @@ report (:data:`REPORT_RESERVE_S`) and the way out (:data:`EXIT_RESERVE_S`).
 from __future__ import annotations
 
 import math
-
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace

@@ -129,7 +129,7 @@ def run_batch(
     member_epochs: dict[str, float] = {}
     seconds: dict[str, float] = {}
     last = {"elapsed": 0.0, "optuna": 0.0}
-    beats = {}  # trial number -> when its heartbeat was last written (the sampler writes one)
+    beats: dict[int, float] = {}  # trial number -> when its heartbeat was last written (the sampler writes one)
 
     def account(report: EpochReport) -> None:
         """Share the epoch's training time among the members that ran in it."""
