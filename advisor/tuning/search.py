@@ -129,7 +129,8 @@ def run_batch(
     member_epochs: dict[str, float] = {}
     seconds: dict[str, float] = {}
     last = {"elapsed": 0.0, "optuna": 0.0}
-    beats: dict[int, float] = {}  # trial number -> when its heartbeat was last written (the sampler writes one)
+    # trial number -> when its heartbeat was last written (the sampler writes the first)
+    beats: dict[int, float] = {}
 
     def account(report: EpochReport) -> None:
         """Share the epoch's training time among the members that ran in it."""
