@@ -21,8 +21,8 @@ def test_a_short_chaos_run_passes_its_checks(postgres_url: str) -> None:
         [
             sys.executable,
             str(CHAOS),
-            *("--storage", postgres_url, "--workers", "4", "--budget", "20s"),
-            *("--kill-every", "4,6", "--max-kills", "3", "--epochs", "2", "--seeds", "2"),
+            *("--storage", postgres_url, "--workers", "3", "--budget", "16s"),
+            *("--kill-every", "3,5", "--max-kills", "3", "--epochs", "2", "--seeds", "2"),
             *("--finalists", "1", "--grace", "420", "--json"),
         ],
         capture_output=True,

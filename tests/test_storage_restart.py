@@ -30,7 +30,7 @@ def _tune(url: str, study: str) -> list[str]:
         "-m",
         "advisor",
         "tune",
-        *("--study", study, "--storage", url, "--trials", "24", "--population", "4"),
+        *("--study", study, "--storage", url, "--trials", "16", "--population", "4"),
         *("--epochs", "3", "--seeds", "2", "--finalists", "1", "--optimizers", "adam,nesterov"),
         *("--budget", "10m", "--device", "cpu", "--threads", "1", "--quiet", "--format", "json"),
     ]

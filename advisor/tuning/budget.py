@@ -315,3 +315,84 @@ def first_batch_counts(
 def batch_s(counts: Mapping[str, int], costs: CostModel, epochs_per_trial: float) -> float:
     """Expected seconds of one batch: population members share their epochs."""
     return sum(n * costs.trial_s(o, epochs_per_trial) for o, n in counts.items())
+
+
+def expected_trials(
+    costs: CostModel, optimizers: Sequence[str], search_s: float, epochs_per_trial: float
+) -> int:
+    """Trials ``search_s`` seconds buy with these optimizers taken in turn (at least 1).
+
+    >>> expected_trials(CostModel(search={"adam": 0.01, "sgd": 0.03}, final={}), ["adam", "sgd"], 10.0, 2.0)
+    250
+    """
+    per_trial = sum(costs.search[o] for o in optimizers) / len(optimizers) * epochs_per_trial
+    return max(int(search_s / per_trial), 1)
+
+
+def affordable(
+    optimizers: Sequence[str],
+    costs: CostModel,
+    *,
+    population: int,
+    search_s: float,
+    epochs_per_trial: float,
+    epochs: int,
+    fixed_s: float,
+    budget_s: float,
+    baselines: Sequence[str] = (),
+) -> tuple[list[str], dict[str, float]]:
+    """The optimizers a budget can search, and those left out (with the budget each needs).
+
+    The first batch runs in full (one trial of every optimizer at least) and whichever
+    optimizer wins then runs in the finalist stage on 2 seeds at least, beside the
+    ``baselines``: an optimizer whose trial and finals cannot fit beside ``fixed_s`` (the
+    setup, the report, the way out) would overrun the budget whenever it wins. The costliest
+    is left out until the rest fit; the cheapest always stays.
+
+    >>> costs = CostModel(search={"adam": 0.01, "lbfgs": 5.0}, final={"adam": 0.02, "lbfgs": 5.0})
+    >>> kw = dict(population=16, search_s=40.0, epochs_per_trial=2.0, epochs=5, fixed_s=8.0)
+    >>> kept, dropped = affordable(["adam", "lbfgs"], costs, budget_s=60.0, **kw)
+    >>> kept, {o: round(s) for o, s in dropped.items()}
+    (['adam'], {'lbfgs': 82})
+    >>> affordable(["adam", "lbfgs"], costs, budget_s=120.0, **kw)
+    (['adam', 'lbfgs'], {})
+    """
+    kept, dropped = list(optimizers), {}
+    while len(kept) > 1:
+        n = min(population, expected_trials(costs, kept, search_s, epochs_per_trial))
+        counts = first_batch_counts(kept, n, costs, epochs_per_trial)
+        costliest = max(kept, key=lambda o: costs.final.get(o, 0.0))
+        finals = costs.finals_s([costliest, *baselines], 2, epochs)
+        need = fixed_s + batch_s(counts, costs, epochs_per_trial) + finals
+        if need <= budget_s:
+            break
+        kept.remove(costliest)
+        dropped[costliest] = need
+    return kept, dropped
+
+
+def finalists_that_fit(
+    costs: CostModel,
+    finalists: Sequence[str],
+    baselines: Sequence[str],
+    epochs: int,
+    left_s: float,
+) -> list[int]:
+    """Positions of the finalists (their optimizers, best first) the finalist stage keeps:
+    while 2 seeds of them and the ``baselines`` cannot fit in ``left_s`` seconds, the
+    costliest after the best is left out. The best always stays.
+
+    >>> costs = CostModel(search={}, final={"adam": 0.1, "lbfgs": 5.0, "sgd": 0.1})
+    >>> finalists_that_fit(costs, ["adam", "lbfgs", "sgd"], [], 5, 20.0)
+    [0, 2]
+    >>> finalists_that_fit(costs, ["lbfgs", "adam", "sgd"], [], 5, 20.0)
+    [0]
+    """
+    kept = list(range(len(finalists)))
+
+    def one_seed() -> float:
+        return costs.finals_s([*(finalists[i] for i in kept), *baselines], 1, epochs) - 1.0
+
+    while len(kept) > 1 and 2 * one_seed() > left_s:
+        kept.remove(max(kept[1:], key=lambda i: costs.final.get(finalists[i], 0.0)))
+    return kept

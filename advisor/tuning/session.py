@@ -37,10 +37,13 @@ from advisor.tuning.budget import (
     EXIT_RESERVE_S,
     REPORT_RESERVE_S,
     CostModel,
+    affordable,
     batch_s,
     calibrate_costs,
     expected_epochs,
+    expected_trials,
     final_seeds_that_fit,
+    finalists_that_fit,
     first_batch_counts,
     sessions_spent,
 )
@@ -249,15 +252,14 @@ class Session:
         left = self._time_left() - 1.0
 
         def one_seed(kept: list[FinalistSpec]) -> float:
-            return (
-                self.costs.finals_s([*(f.optimizer for f in kept), *_lr_free()], 1, c.epochs) - 1.0
-            )
+            names = [*(f.optimizer for f in kept), *_lr_free()]
+            return self.costs.finals_s(names, 1, c.epochs) - 1.0
 
-        kept, dropped = list(specs), []
-        while len(kept) > 1 and 2 * one_seed(kept) > left:
-            costliest = max(kept[1:], key=lambda f: self.costs.final.get(f.optimizer, 0.0))
-            kept.remove(costliest)
-            dropped.append(costliest)
+        fit = finalists_that_fit(
+            self.costs, [f.optimizer for f in specs], _lr_free(), c.epochs, left
+        )
+        kept = [specs[i] for i in fit]
+        dropped = [f for i, f in enumerate(specs) if i not in fit]
         seeds = final_seeds_that_fit(c.seeds, one_seed(kept), left)
         why = []
         if dropped:
@@ -368,7 +370,7 @@ class Session:
             if fit_note:
                 self.bar.update(fit_note, force=True)
         if c.trials is None:  # what the budget buys with the optimizers searched
-            expected = self._expected(chosen, search_s, epochs)
+            expected = expected_trials(self.costs, chosen, search_s, epochs)
         space = self._space(rec, chosen, expected)
         n_startup = min(self.population, expected)
         counts = (  # with a trial cap, evenly: reproducible (see _avoid)
@@ -429,45 +431,31 @@ class Session:
             search.enqueue_trial(params)
         return search, space, settings
 
-    def _expected(self, chosen: Sequence[str], search_s: float, epochs: float) -> int:
-        """Trials the search time buys with these optimizers, taken in turn."""
-        per_trial = sum(self.costs.search[o] for o in chosen) / len(chosen) * epochs
-        return max(int(search_s / per_trial), 1)
-
     def _affordable(
         self, chosen: list[str], search_s: float, epochs: float
     ) -> tuple[list[str], str | None]:
-        """The candidates the budget can hold, and a note naming those left out.
-
-        The first batch runs in full (one trial of every candidate at least), and whichever
-        candidate wins then runs in the finalist stage on 2 seeds at least: a candidate whose
-        trial and finals cannot fit beside the setup would overrun the budget whenever it
-        wins. The costliest is left out until the rest fit (the cheapest always stays).
-        """
+        """The candidates the budget can hold (:func:`affordable`), and a note naming those
+        left out."""
         c = self.config
-        kept, dropped = list(chosen), []
-        need = 0.0
-        while len(kept) > 1:
-            n = min(self.population, self._expected(kept, search_s, epochs))
-            counts = first_batch_counts(kept, n, self.costs, epochs)
-            costliest = max(kept, key=lambda o: self.costs.final.get(o, 0.0))
-            setup = time.time() - self.started_at
-            finals = self.costs.finals_s([costliest, *_lr_free()], 2, c.epochs)
-            reserve = REPORT_RESERVE_S + EXIT_RESERVE_S
-            need = setup + batch_s(counts, self.costs, epochs) + finals + reserve
-            if need <= c.budget_s:
-                break
-            kept.remove(costliest)
-            dropped.append((costliest, need))
+        kept, dropped = affordable(
+            chosen,
+            self.costs,
+            population=self.population,
+            search_s=search_s,
+            epochs_per_trial=epochs,
+            epochs=c.epochs,
+            fixed_s=time.time() - self.started_at + REPORT_RESERVE_S + EXIT_RESERVE_S,
+            budget_s=c.budget_s,
+            baselines=_lr_free(),
+        )
         if not dropped:
             return kept, None
-        names = ", ".join(o for o, _ in dropped)
+        one = len(dropped) == 1
         return kept, (
-            f"{names} left out of the search: {'its' if len(dropped) == 1 else 'their'} "
-            f"trials and finals on this model cannot fit the budget "
-            f"({format_duration(c.budget_s)}) beside the others'. Give --budget "
-            f"{math.ceil(max(n for _, n in dropped))}s or more to search "
-            f"{'it' if len(dropped) == 1 else 'them'} too."
+            f"{', '.join(dropped)} left out of the search: {'its' if one else 'their'} trials "
+            f"and finals on this model cannot fit the budget ({format_duration(c.budget_s)}) "
+            f"beside the others'. Give --budget {math.ceil(max(dropped.values()))}s or more "
+            f"to search {'it' if one else 'them'} too."
         )
 
     def _check_budget_fits(self, counts: Mapping[str, int], epochs_per_trial: float) -> str | None:
