@@ -15,7 +15,9 @@ Variants of ``advisor.tune(dataset, budget=B, seed=S)``, one part off in each:
 - ``single-seed-selection``: one finalist, the search's best trial on its one seed,
   instead of the best of three re-run on fresh seeds;
 - ``no-rules``: every optimizer of the registry is searched instead of the rules'
-  candidates.
+  candidates;
+- ``plain-optuna``: not a switch but the reference, plain Optuna at the same budget
+  (``benchmarks/tuning.py``'s user loop): its "gain" is advisor's whole gain over it.
 
 The switches are the module constants and registry entries the parts read, set for the
 variant's run and restored after it (a benchmark, not the product: nothing here is an
@@ -40,7 +42,7 @@ from pathlib import Path
 
 from doc_files import write_section
 from machine import describe
-from tuning import Row, score
+from tuning import Row, run_method, score
 
 import advisor
 from advisor.knowledge import optimizers as registry
@@ -56,6 +58,7 @@ VARIANTS = (
     "no-population",
     "single-seed-selection",
     "no-rules",
+    "plain-optuna",
 )
 
 
@@ -78,7 +81,7 @@ def switched_off(variant: str) -> Iterator[dict[str, object]]:
             extra["finalists"] = 1
         elif variant == "no-rules":
             extra["optimizers"] = advisor.list_optimizers()
-        elif variant != "full":
+        elif variant not in ("full", "plain-optuna"):
             raise SystemExit(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
         yield extra
     finally:
@@ -89,6 +92,8 @@ def switched_off(variant: str) -> Iterator[dict[str, object]]:
 
 
 def run(variant: str, dataset: str, budget: str, seed: int) -> Row:
+    if variant == "plain-optuna":
+        return dataclasses.replace(run_method("optuna", dataset, budget, seed), method=variant)
     t0 = time.perf_counter()
     with switched_off(variant) as extra, tempfile.TemporaryDirectory() as out:
         result = advisor.tune(dataset, budget=budget, seed=seed, out=out, **extra)  # type: ignore[arg-type]
@@ -138,25 +143,61 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2", help="search seeds")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--no-doc", action="store_true", help="print only")
+    parser.add_argument("--json", type=Path, default=RAW, help="save the scored rows here")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="write the doc from saved rows (several files: together, e.g. two processes' halves)",
+    )
+    parser.add_argument("--conditions", default="", help="how the runs shared the machine")
     args = parser.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    rows = [run(v, args.dataset, args.budget, s) for s in seeds for v in args.variants.split(",")]
-    score(rows)
+    command = "python benchmarks/ablation.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.from_json:
+        rows, commands = [], []
+        for path in args.from_json:
+            saved = json.loads(path.read_text())
+            saved = saved if isinstance(saved, dict) else {"commands": [], "rows": saved}
+            rows += [Row(**r) for r in saved["rows"]]
+            commands += saved["commands"]
+    else:
+        seeds = [int(s) for s in args.seeds.split(",")]
+        variants = args.variants.split(",")
+        rows = [run(v, args.dataset, args.budget, s) for s in seeds for v in variants]
+        score(rows)
+        commands = [command.strip()]
+        args.json.write_text(
+            json.dumps(
+                {"commands": commands, "rows": [dataclasses.asdict(r) for r in rows]}, indent=1
+            )
+            + "\n"
+        )
     text = table(rows)
     print(text)
     if args.no_doc:
         return
-    RAW.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1) + "\n")
-    command = "python benchmarks/ablation.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.from_json and len(args.from_json) > 1:
+        RAW.write_text(
+            json.dumps(
+                {"commands": commands, "rows": [dataclasses.asdict(r) for r in rows]}, indent=1
+            )
+            + "\n"
+        )
+    dataset, budget = rows[0].dataset, rows[0].budget
+    seeds_run = ",".join(str(s) for s in sorted({r.search_seed for r in rows}))
+    conditions = f" ({args.conditions})" if args.conditions else ""
     write_section(
         DOC,
         "ablation",
         "benchmarks/ablation.py",
         "## Ablation: where advisor's gain comes from\n\n"
-        f"`{command.strip()}` on {describe()}: {args.dataset}, budget {args.budget}, search "
-        f"seeds {args.seeds}; each recommendation tested on 5 scoring seeds. The gain of a "
+        f"{', '.join(f'`{c}`' for c in commands)} on {describe()}{conditions}: {dataset}, "
+        f"budget {budget}, search seeds {seeds_run}; each recommendation tested on 5 scoring "
+        "seeds. The gain of a "
         "part is the full advisor's test accuracy minus the variant without it (positive: "
-        "the part helps).\n\n" + text,
+        "the part helps); the `plain-optuna` row's is advisor's whole gain over plain Optuna "
+        "at the same budget, for comparison with the parts'.\n\n" + text,
     )
 
 

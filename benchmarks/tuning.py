@@ -268,6 +268,36 @@ def _seconds(budget: str) -> float:
     return 0.0 if budget == "-" else parse_duration(budget)
 
 
+def time_to_quality(rows: list[Row]) -> str:
+    """Per dataset and method: test accuracy at each budget (mean over the search seeds,
+    their range) and its distance to the method's result at the largest budget."""
+    grouped = cells(rows)
+    budgets = sorted({b for (_, b, m) in grouped if m != "default"}, key=_seconds)
+    if not budgets:
+        return ""
+    last = budgets[-1]
+    head = "| dataset | method | " + " | ".join(budgets) + f" | 30s to {last} |"
+    lines = [head, "|---|---|" + "---|" * (len(budgets) + 1)]
+    for d in sorted({d for (d, _, _) in grouped}):
+        for m in ("optuna", "advisor"):
+            means = {
+                b: [r.mean * 100 for r in grouped.get((d, b, m), [])]
+                for b in budgets
+                if grouped.get((d, b, m))
+            }
+            if not means:
+                continue
+            cols = []
+            for b in budgets:
+                v = means.get(b)
+                cols.append(f"{statistics.mean(v):.2f} ({min(v):.2f}..{max(v):.2f})" if v else "-")
+            gap = "-"
+            if "30s" in means and last in means:
+                gap = f"{statistics.mean(means['30s']) - statistics.mean(means[last]):+.2f} pp"
+            lines.append(f"| {d} | {m} | " + " | ".join(cols) + f" | {gap} |")
+    return "\n".join(lines)
+
+
 def plot(rows: list[Row], path: Path) -> None:
     import matplotlib
 
@@ -305,7 +335,10 @@ def plot(rows: list[Row], path: Path) -> None:
         ax.set_title(dataset)
         ax.set_xlabel("wall-clock budget (minutes)")
         ax.set_ylabel("test accuracy % (mean ± sd, 5 seeds)")
-        ax.set_xticks(sorted({_seconds(r.budget) / 60 for r in group if r.method != "default"}))
+        ticks = sorted({_seconds(r.budget) / 60 for r in group if r.method != "default"})
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [f"{t * 60:.0f}s" if t < 1 else f"{t:g}m" for t in ticks])
+        ax.minorticks_off()
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
     fig.tight_layout()
@@ -314,11 +347,12 @@ def plot(rows: list[Row], path: Path) -> None:
     plt.close(fig)
 
 
-def write_doc(rows: list[Row], machine: str, commands: list[str]) -> None:
+def write_doc(rows: list[Row], machine: str, commands: list[str], conditions: str = "") -> None:
     """Write the generated part of the doc (the part written by hand is kept) and the plot."""
     plot(rows, PLOT)
     generated = DOC_TEMPLATE.format(
-        machine=machine,
+        machine=machine + (f"; {conditions}" if conditions else ""),
+        quality=time_to_quality(rows),
         command=commands_line(commands),
         table=table(rows),
         summary=summary(rows),
@@ -373,6 +407,12 @@ Gain in test accuracy over the default Adam, mean over the search seeds:
 
 {summary}
 
+**Time to quality:** test accuracy of the recommendation against the budget, mean over the
+search seeds (min..max), and how far each budget's mean is from the method's own 5-minute
+result. Issue 14's target: advisor at 30 s within 0.3 pp of its 5-minute result.
+
+{quality}
+
 Every run:
 
 {table}
@@ -390,7 +430,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--budgets", default=",".join(BUDGETS))
     parser.add_argument("--seeds", default="0", help="seeds of the searches, comma-separated")
-    parser.add_argument("--from-json", type=Path, default=None, help="redraw from saved figures")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="redraw from saved figures (several files: their rows together)",
+    )
+    parser.add_argument(
+        "--conditions",
+        default="",
+        help="how the runs shared the machine, for the doc (e.g. one thread each, side by side)",
+    )
     parser.add_argument(
         "--json",
         type=Path,
@@ -406,11 +457,28 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.from_json:
-        saved = json.loads(args.from_json.read_text())
-        rows = [Row(**r) for r in saved["rows"]]
-        machine, commands = saved["machine"], saved["commands"]
+        rows, commands, machine, conditions = [], [], "", ""
+        for path in args.from_json:
+            saved = json.loads(path.read_text())
+            rows += [Row(**r) for r in saved["rows"]]
+            commands += [c for c in saved["commands"] if c not in commands]
+            machine = machine or saved["machine"]
+            conditions = conditions or saved.get("conditions", "")
+        conditions = args.conditions or conditions
+        if len(args.from_json) > 1:  # the merged figures become the saved ones
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "machine": machine,
+                        "conditions": conditions,
+                        "commands": commands,
+                        "rows": [asdict(r) for r in rows],
+                    },
+                    indent=2,
+                )
+            )
     else:
-        machine = describe()
+        machine, conditions = describe(), args.conditions
         given = sys.argv[1:] if argv is None else argv
         commands = [" ".join(["python benchmarks/tuning.py", *given])]
         rows = []
@@ -435,13 +503,19 @@ def main(argv: list[str] | None = None) -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps(
-                {"machine": machine, "commands": commands, "rows": [asdict(r) for r in rows]},
+                {
+                    "machine": machine,
+                    "conditions": conditions,
+                    "commands": commands,
+                    "rows": [asdict(r) for r in rows],
+                },
                 indent=2,
             )
         )
     print(table(rows))
+    print(time_to_quality(rows))
     if not args.no_doc:
-        write_doc(rows, machine, commands)
+        write_doc(rows, machine, commands, conditions)
         print(f"wrote {DOC.relative_to(ROOT)} and {PLOT.relative_to(ROOT)}")
 
 
