@@ -31,7 +31,7 @@ def _cmd(out: Path, study: str) -> list[str]:
         "--out",
         str(out),
         "--trials",
-        "40",
+        "24",
         "--population",
         "8",
         "--epochs",

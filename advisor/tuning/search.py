@@ -40,7 +40,8 @@ HOLD_ENV = "ADVISOR_TEST_HOLD_FILE"
 HOLD_MAX_S = 120.0
 
 #: A running trial's heartbeat is written at most this often (each write is a storage append;
-#: one per member per epoch was a fifth of Optuna's time), far inside the stale-trial grace.
+#: one per member per epoch was a fifth of a 1-minute run's writes), far inside the stale-trial
+#: grace (:data:`advisor.tuning.storage.DEFAULT_GRACE_S`).
 HEARTBEAT_EVERY_S = 10.0
 
 #: Successive halving: first rung after 1 epoch, keep the best third at each rung.
