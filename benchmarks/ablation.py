@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     if args.no_doc:
         return
-    if args.from_json and len(args.from_json) > 1:
+    if args.from_json:  # the figures the doc shows become the saved ones
         RAW.write_text(
             json.dumps(
                 {"commands": commands, "rows": [dataclasses.asdict(r) for r in rows]}, indent=1

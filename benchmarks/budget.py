@@ -85,8 +85,9 @@ def run(dataset: str, budget: str, seed: int) -> dict[str, Any]:
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| dataset | budget | seed | wall (outside) | bound | kept? | finished trials | per minute "
-        "| estimate after batch 1 | Optuna share | finalist seeds | time per optimizer |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| estimate after batch 1 | Optuna share | finalist seeds | time per optimizer "
+        "| conditions |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b = parse_duration(r["budget"])
@@ -95,7 +96,7 @@ def table(rows: list[dict[str, Any]]) -> str:
                 f"| {r['dataset']} | {r['budget']} | {r['seed']} | "
                 f"{format_duration(r['wall_s'])} | {format_duration(bound(b))} | "
                 f"{'yes' if r['wall_s'] <= bound(b) else 'NO'} | error: {r['error']} |"
-                " | | | | |"
+                " | | | | | |"
             )
             continue
         per = ", ".join(
@@ -106,7 +107,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {r['dataset']} | {r['budget']} | {r['seed']} | {format_duration(r['wall_s'])} "
             f"| {format_duration(bound(b))} | {'yes' if r['wall_s'] <= bound(b) else 'NO'} "
             f"| {r['finished']} | {r['per_min']:.0f} | {r['expected']} "
-            f"| {r['optuna_share'] * 100:.1f} % | {r['final_seeds']} | {per} |"
+            f"| {r['optuna_share'] * 100:.1f} % | {r['final_seeds']} | {per} "
+            f"| {r.get('conditions', '')} |"
         )
     return "\n".join(lines)
 
@@ -132,6 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4", help="search seeds at --throughput-budget")
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument(
+        "--conditions",
+        default="",
+        help="how these runs shared the machine (shown beside their rows)",
+    )
+    parser.add_argument(
         "--merge",
         action="store_true",
         help="keep the saved rows (and commands) of the budgets and seeds not run now",
@@ -142,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for budget, seed in plan:
         rows.append(run(args.dataset, budget, seed))
+        if args.conditions:
+            rows[-1]["conditions"] = args.conditions
         print(table(rows[-1:]).splitlines()[-1], flush=True)
     print(summary(rows))
     if args.no_doc:

@@ -465,7 +465,7 @@ def main(argv: list[str] | None = None) -> None:
             machine = machine or saved["machine"]
             conditions = conditions or saved.get("conditions", "")
         conditions = args.conditions or conditions
-        if len(args.from_json) > 1:  # the merged figures become the saved ones
+        if args.from_json != [args.json]:  # the figures the doc shows become the saved ones
             args.json.write_text(
                 json.dumps(
                     {
