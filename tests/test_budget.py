@@ -92,3 +92,14 @@ def test_calibration_times_each_lone_optimizer_on_its_own() -> None:
     # ratio of tens, so a factor 3 holds on any machine however loaded
     assert costs.search["lbfgs"] > 3 * costs.search["adam"]
     assert costs.final["lbfgs"] == costs.search["lbfgs"]  # alone in the finals too
+
+
+def test_a_lone_optimizers_finals_follow_its_trials() -> None:
+    """L-BFGS trains one member at a time in the search and in the finals: what its trials
+    cost is what its finals will cost; a population optimizer's finals keep their scale."""
+    costs = CostModel(search={"adam": 0.01, "lbfgs": 1.0}, final={"adam": 0.02, "lbfgs": 1.0})
+    costs.alone.add("lbfgs")
+    costs.observe("lbfgs", member_epochs=2, seconds=10.0)  # 5 s an epoch, not 1
+    costs.observe("adam", member_epochs=10, seconds=1.0)
+    assert costs.final["lbfgs"] == costs.search["lbfgs"] > 1.0
+    assert costs.final["adam"] == 0.02
