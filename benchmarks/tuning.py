@@ -333,7 +333,7 @@ def plot(rows: list[Row], path: Path) -> None:
                     fmt=".",
                 )
         ax.set_title(dataset)
-        ax.set_xlabel("wall-clock budget (minutes)")
+        ax.set_xlabel("wall-clock budget (log scale)")
         ax.set_ylabel("test accuracy % (mean ± sd, 5 seeds)")
         ticks = sorted({_seconds(r.budget) / 60 for r in group if r.method != "default"})
         ax.set_xscale("log")
