@@ -421,6 +421,13 @@ Every run:
 """
 
 
+def save(path: Path, rows: list[Row], machine: str, conditions: str, commands: list[str]) -> None:
+    """The figures, as ``--from-json`` reads them back."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    saved = {"machine": machine, "conditions": conditions, "commands": commands}
+    path.write_text(json.dumps({**saved, "rows": [asdict(r) for r in rows]}, indent=2))
+
+
 def _key(r: Row) -> tuple[str, str, str, int]:
     return (r.dataset, r.budget, r.method, r.search_seed)
 
@@ -466,17 +473,7 @@ def main(argv: list[str] | None = None) -> None:
             conditions = conditions or saved.get("conditions", "")
         conditions = args.conditions or conditions
         if args.from_json != [args.json]:  # the figures the doc shows become the saved ones
-            args.json.write_text(
-                json.dumps(
-                    {
-                        "machine": machine,
-                        "conditions": conditions,
-                        "commands": commands,
-                        "rows": [asdict(r) for r in rows],
-                    },
-                    indent=2,
-                )
-            )
+            save(args.json, rows, machine, conditions, commands)
     else:
         machine, conditions = describe(), args.conditions
         given = sys.argv[1:] if argv is None else argv
@@ -500,18 +497,7 @@ def main(argv: list[str] | None = None) -> None:
             commands = [*saved["commands"], *commands]
             fresh = {_key(r) for r in rows}
             rows = [r for r in (Row(**d) for d in saved["rows"]) if _key(r) not in fresh] + rows
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(
-                {
-                    "machine": machine,
-                    "conditions": conditions,
-                    "commands": commands,
-                    "rows": [asdict(r) for r in rows],
-                },
-                indent=2,
-            )
-        )
+        save(args.json, rows, machine, conditions, commands)
     print(table(rows))
     print(time_to_quality(rows))
     if not args.no_doc:
