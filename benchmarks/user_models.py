@@ -125,8 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         versus.append(f"| {r['seed']} | {ours * 100:.2f} | {theirs * 100:.2f} | {n} |")
     over = [r["model"] for r in rows if r["wall_s"] > budget_s + max(5.0, 0.05 * budget_s)]
     note = (
-        f"\n\nOver the budget: {', '.join(over)}. A user model's calibration and its first "
-        "batch of K trials run in full (issue 14 is open for them)."
+        f"\n\nOver the bound B + max(5 s, 5 %): {', '.join(over)} (see its report's notes for why)."
         if over
         else ""
     )
