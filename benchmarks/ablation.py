@@ -136,6 +136,12 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def save(path: Path, rows: list[Row], commands: list[str]) -> None:
+    """The scored rows and the commands that made them, as ``--from-json`` reads them."""
+    saved = {"commands": commands, "rows": [dataclasses.asdict(r) for r in rows]}
+    path.write_text(json.dumps(saved, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion-mnist")
@@ -167,23 +173,13 @@ def main(argv: list[str] | None = None) -> None:
         rows = [run(v, args.dataset, args.budget, s) for s in seeds for v in variants]
         score(rows)
         commands = [command.strip()]
-        args.json.write_text(
-            json.dumps(
-                {"commands": commands, "rows": [dataclasses.asdict(r) for r in rows]}, indent=1
-            )
-            + "\n"
-        )
+        save(args.json, rows, commands)
     text = table(rows)
     print(text)
     if args.no_doc:
         return
     if args.from_json:  # the figures the doc shows become the saved ones
-        RAW.write_text(
-            json.dumps(
-                {"commands": commands, "rows": [dataclasses.asdict(r) for r in rows]}, indent=1
-            )
-            + "\n"
-        )
+        save(RAW, rows, commands)
     dataset, budget = rows[0].dataset, rows[0].budget
     seeds_run = ",".join(str(s) for s in sorted({r.search_seed for r in rows}))
     conditions = f" ({args.conditions})" if args.conditions else ""

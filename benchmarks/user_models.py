@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from budget import bound
 from doc_files import write_section
 from machine import describe
 from population_speed import SmallEncoder
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
             [(r["optimizer"], r["hyperparameters"], r["schedule"]), (name, hp, "constant")]
         )
         versus.append(f"| {r['seed']} | {ours * 100:.2f} | {theirs * 100:.2f} | {n} |")
-    over = [r["model"] for r in rows if r["wall_s"] > budget_s + max(5.0, 0.05 * budget_s)]
+    over = [r["model"] for r in rows if r["wall_s"] > bound(budget_s)]
     note = (
         f"\n\nOver the bound B + max(5 s, 5 %): {', '.join(over)} (see its report's notes for why)."
         if over

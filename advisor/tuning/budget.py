@@ -67,9 +67,9 @@ def calibrate(
     sub = subset(data, n)
     stamps: list[float] = []
     names = [optimizer] if isinstance(optimizer, str) else list(optimizer)
+    turns = [names[i % len(names)] for i in range(k)]
     configs = [
-        MemberConfig(o, _timing_hp(o), "constant", init_seed=0, key=i)
-        for i, o in ((i, names[i % len(names)]) for i in range(k))
+        MemberConfig(o, _timing_hp(o), "constant", init_seed=0, key=i) for i, o in enumerate(turns)
     ]
     # a full-batch epoch (L-BFGS) is up to max_iter iterations and their line searches: it
     # ends early when the loss stops changing, so its slowest epoch is the one to plan with
@@ -217,6 +217,11 @@ class CostModel:
         fallback = max(self.final.values())
         per_epoch = sum(self.final.get(o, fallback) for o in names)
         return 1.25 * per_epoch * seeds * epochs + 1.0
+
+    def seed_s(self, optimizers: Iterable[str], epochs: int) -> float:
+        """Seconds one seed of the finalist stage takes for these finalists (the baseline
+        is Adam): :meth:`finals_s` of one seed, without the stage's fixed second."""
+        return self.finals_s(optimizers, 1, epochs) - 1.0
 
     def over_share(self, optimizers: Iterable[str], search_s: float) -> set[str]:
         """Optimizers that used more than their share of the search time so far.
@@ -393,10 +398,9 @@ def finalists_that_fit(
     [0]
     """
     kept = list(range(len(finalists)))
-
-    def one_seed() -> float:
-        return costs.finals_s([*(finalists[i] for i in kept), *baselines], 1, epochs) - 1.0
-
-    while len(kept) > 1 and 2 * one_seed() > left_s:
+    while (
+        len(kept) > 1
+        and 2 * costs.seed_s([*(finalists[i] for i in kept), *baselines], epochs) > left_s
+    ):
         kept.remove(max(kept[1:], key=lambda i: costs.final.get(finalists[i], 0.0)))
     return kept

@@ -250,17 +250,13 @@ class Session:
         the best one always runs. Then as many of the seeds asked as fit."""
         c = self.config
         left = self._time_left() - 1.0
-
-        def one_seed(kept: list[FinalistSpec]) -> float:
-            names = [*(f.optimizer for f in kept), *_lr_free()]
-            return self.costs.finals_s(names, 1, c.epochs) - 1.0
-
         fit = finalists_that_fit(
             self.costs, [f.optimizer for f in specs], _lr_free(), c.epochs, left
         )
         kept = [specs[i] for i in fit]
         dropped = [f for i, f in enumerate(specs) if i not in fit]
-        seeds = final_seeds_that_fit(c.seeds, one_seed(kept), left)
+        one_seed = self.costs.seed_s([*(f.optimizer for f in kept), *_lr_free()], c.epochs)
+        seeds = final_seeds_that_fit(c.seeds, one_seed, left)
         why = []
         if dropped:
             names = ", ".join(f.label for f in dropped)
@@ -272,7 +268,7 @@ class Session:
             why.append(
                 f"The finalist stage ran {seeds} of {c.seeds} seeds to keep the budget "
                 f"({format_duration(c.budget_s)}): one seed of these finalists takes about "
-                f"{format_duration(one_seed(kept))}."
+                f"{format_duration(one_seed)}."
             )
         return kept, seeds, " ".join(why) or None
 
