@@ -21,10 +21,12 @@ from torch import Tensor, nn
 
 from advisor.data.task import Task
 from advisor.knowledge.optimizers import get_optimizer_info
+from advisor.train.fast_masks import fast_dropout, use_fast_dropout
 from advisor.train.layout import model_layout
 from advisor.train.members import MemberConfig
 from advisor.train.population import default_population
 from advisor.train.reference import as_device
+from advisor.train.vmap_attention import use_vmap_attention
 
 _FALLBACK_WARNING = "There is a performance drop because we have not yet implemented"
 
@@ -43,6 +45,18 @@ def vmap_friendly() -> Iterator[None]:
             yield
     finally:
         mha.set_fastpath_enabled(fast)
+
+
+def use_population_forward(model: nn.Module, device: torch.device) -> None:
+    """Give ``model`` (the population's copy) the forward the population runs.
+
+    Self-attention written for vmap (:mod:`advisor.train.vmap_attention`) everywhere; on a
+    CPU, dropout masks from 16-bit draws (:mod:`advisor.train.fast_masks`) too.
+    """
+    cpu = device.type == "cpu"
+    if cpu:
+        use_fast_dropout(model)
+    use_vmap_attention(model, fast_dropout if cpu else None)
 
 
 def _has_batchnorm(model: nn.Module) -> bool:
@@ -97,6 +111,7 @@ def vmap_problem(
     """
     task = task or Task()
     probe = copy.deepcopy(model)
+    use_population_forward(probe, x.device)
     params = stack_states([probe] * members, "named_parameters")
     buffers = stack_states([probe] * members, "named_buffers")
     leaves = {n: p.requires_grad_() for n, p in params.items()}
@@ -173,20 +188,21 @@ def user_population(
     """How many members of a user's ``model`` to train at once, and why (one line).
 
     On a CPU, a model with convolutions trains one at a time: vmap turns its convolutions
-    into grouped ones, slower per member than separate ones (the small CNN: 0.3-0.6x the
-    one-at-a-time speed at K = 4-64, docs/BENCHMARKS.md, "Generic population"). Otherwise
-    as many as :func:`memory_population` allows (at most the device's default population).
+    into grouped ones, no faster per member than separate ones (the small CNN: 0.9-1.1x the
+    one-at-a-time speed at K = 1-64, docs/BENCHMARKS.md, "Generic population"), and a
+    population's members wait for each other. Otherwise as many as
+    :func:`memory_population` allows (at most the device's default population).
 
     >>> user_population(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), torch.zeros(8, 4))[0] > 1
     True
     >>> user_population(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten()), torch.zeros(8, 1, 5, 5))
-    (1, 'one model at a time: on a CPU, vmap turns convolutions into grouped ones, slower than separate ones')
+    (1, 'one model at a time: on a CPU, vmap turns convolutions into grouped ones, no faster than separate ones')
     """
     dev = as_device(device)
     if dev.type == "cpu" and any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()):
         return 1, (
             "one model at a time: on a CPU, vmap turns convolutions into grouped ones, "
-            "slower than separate ones"
+            "no faster than separate ones"
         )
     k = memory_population(model, x, device=dev)
     return k, f"{k} models at once (the generic torch.func population)"
