@@ -34,18 +34,3 @@ def write_section(path: Path, name: str, script: str, text: str) -> None:
     else:
         new = old.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(new)
-
-
-def write_between_markers(path: Path, name: str, body: str) -> bool:
-    """Replace what ``path`` holds between ``<!-- name: ... -->`` and ``<!-- /name -->``.
-
-    False (and nothing written) when the markers are missing.
-    """
-    text = path.read_text()
-    start = text.find(f"<!-- {name}:")
-    end = text.find(f"<!-- /{name} -->")
-    if start == -1 or end == -1:
-        return False
-    start_line_end = text.index("-->", start) + 3
-    path.write_text(text[:start_line_end] + "\n" + body.strip("\n") + "\n" + text[end:])
-    return True
