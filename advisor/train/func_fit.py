@@ -188,21 +188,21 @@ def user_population(
     """How many members of a user's ``model`` to train at once, and why (one line).
 
     On a CPU, a model with convolutions trains one at a time: vmap turns its convolutions
-    into grouped ones, no faster per member than separate ones (the small CNN: 0.9-1.1x the
-    one-at-a-time speed at K = 1-64, docs/BENCHMARKS.md, "Generic population"), and a
+    into grouped ones, little faster per member than separate ones (the small CNN: 0.8-1.3x
+    the one-at-a-time speed at K = 1-64, docs/BENCHMARKS.md, "Generic population"), and a
     population's members wait for each other. Otherwise as many as
     :func:`memory_population` allows (at most the device's default population).
 
     >>> user_population(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), torch.zeros(8, 4))[0] > 1
     True
     >>> user_population(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten()), torch.zeros(8, 1, 5, 5))
-    (1, 'one model at a time: on a CPU, vmap turns convolutions into grouped ones, no faster than separate ones')
+    (1, 'one model at a time: on a CPU, vmap turns convolutions into grouped ones, little faster than separate ones')
     """
     dev = as_device(device)
     if dev.type == "cpu" and any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()):
         return 1, (
             "one model at a time: on a CPU, vmap turns convolutions into grouped ones, "
-            "no faster than separate ones"
+            "little faster than separate ones"
         )
     k = memory_population(model, x, device=dev)
     return k, f"{k} models at once (the generic torch.func population)"
