@@ -39,6 +39,18 @@ _LOW, _HIGH = -(2**63), 2**63 - 1  # randint over (almost) every 64-bit value
 _LEVELS = 1 << 16
 
 
+def _levels(p: float) -> int:
+    """``p`` in 16-bit levels (0..65536)."""
+    return round(min(max(p, 0.0), 1.0) * _LEVELS)
+
+
+def _draws16(shape: torch.Size, device: torch.device) -> Tensor:
+    """Uniform 16-bit integers in ``shape``: four from each 64-bit draw of torch's generator."""
+    n = shape.numel()
+    words = torch.randint(_LOW, _HIGH, ((n + 3) // 4,), dtype=torch.int64, device=device)
+    return words.view(torch.int16)[:n].view(shape)
+
+
 def bernoulli_into(out: Tensor, p: float) -> Tensor:
     """Fill ``out`` with 1 (probability ``p``) or 0, from 16-bit draws; returns ``out``.
 
@@ -47,13 +59,10 @@ def bernoulli_into(out: Tensor, p: float) -> Tensor:
     >>> round(float(m.mean()), 2), sorted(set(m.unique().tolist()))
     (0.9, [0.0, 1.0])
     """
-    levels = round(min(max(p, 0.0), 1.0) * _LEVELS)
+    levels = _levels(p)
     if levels in (0, _LEVELS):  # a sure outcome (and a bound int16 cannot hold)
         return out.fill_(levels // _LEVELS)
-    n = out.numel()
-    words = torch.randint(_LOW, _HIGH, ((n + 3) // 4,), dtype=torch.int64, device=out.device)
-    draws = words.view(torch.int16)[:n].view(out.shape)
-    return out.copy_(draws < levels - _LEVELS // 2)
+    return out.copy_(_draws16(out.shape, out.device) < levels - _LEVELS // 2)
 
 
 def fast_dropout(x: Tensor, p: float) -> Tensor:
@@ -64,14 +73,12 @@ def fast_dropout(x: Tensor, p: float) -> Tensor:
     >>> round(float((out == 0).double().mean()), 2), sorted(set(out.unique().tolist()))
     (0.2, [0.0, 1.25])
     """
-    levels = round(min(max(p, 0.0), 1.0) * _LEVELS)
+    levels = _levels(p)
     if levels == 0:
         return x
     if levels == _LEVELS:
         return x * 0.0
-    n = x.numel()
-    words = torch.randint(_LOW, _HIGH, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
-    keep = words.view(torch.int16)[:n].view(x.shape) >= levels - _LEVELS // 2
+    keep = _draws16(x.shape, x.device) >= levels - _LEVELS // 2
     return x * keep * (1.0 / (1.0 - p))
 
 
@@ -103,7 +110,7 @@ class FastMasks(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def __torch_dispatch__(
         self,
         func: Callable[..., Any],
-        types: Any,
+        _types: Any,
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
