@@ -240,13 +240,12 @@ def run(
             }
             if factory is mnist_mlp:
                 trainers["mlp"] = mlp_population(data, k)
-            row: dict[str, object] = {"model": name, "k": k, "reference": float("inf")}
+            best = dict.fromkeys(["reference", *trainers], float("inf"))
             for _ in range(rounds):
-                row["reference"] = min(float(row["reference"]), reference_seconds(factory, data, 1))  # type: ignore[arg-type]
+                best["reference"] = min(best["reference"], reference_seconds(factory, data, 1))
                 for key, pop in trainers.items():
-                    row[key] = min(
-                        float(row.get(key, float("inf"))), population_seconds(pop, data, k)
-                    )  # type: ignore[arg-type]
+                    best[key] = min(best[key], population_seconds(pop, data, k))
+            row: dict[str, object] = {"model": name, "k": k, **best}
             progress(f"{name} K={k}: {row}")
             rows.append(row)
     return rows

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
@@ -26,9 +27,8 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _KEEP = 1 << 30
 
-_done: bool | None = None
 
-
+@functools.cache
 def keep_freed_memory() -> bool:
     """Ask glibc's malloc to keep blocks up to 1 GiB in its heap; whether it now does.
 
@@ -38,10 +38,7 @@ def keep_freed_memory() -> bool:
     >>> keep_freed_memory() == keep_freed_memory()
     True
     """
-    global _done
-    if _done is None:
-        _done = _apply()
-    return _done
+    return _apply()
 
 
 def _apply() -> bool:
