@@ -5,8 +5,9 @@
     python benchmarks/validate_rules.py --from-json docs/benchmarks/validation.json   # re-judge, no training
     python benchmarks/validate_rules.py --optimizers muon,lion --merge   # add optimizers to the saved grids
     python benchmarks/validate_rules.py --smoke --threads 1 --only logistic-l2-digits --no-doc --json /tmp/smoke.json
-    # issue 15's full run (tens of CPU hours; each scenario is saved as it ends, and --merge
-    # keeps the others, so it can run in several sittings with different --only lists):
+    # issue 15's full run (tens of CPU hours; a scenario's grid is saved chunk by chunk in
+    # docs/benchmarks/validation-progress/ and resumes when run again; --merge keeps the
+    # other scenarios, so it can run in several sittings with different --only lists):
     python benchmarks/validate_rules.py --merge --prune 2 --threads 2 --only noisy-digits,logistic-l2-digits
 
 For each scenario of ``scenarios/`` (a kind of model users bring), the profile is
@@ -34,7 +35,6 @@ hyperparameters at their defaults).
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import statistics
@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import validation_checkpoint
 import validation_report
 import validation_stats
 from doc_files import commands_line, write_keeping_hand_part
@@ -76,10 +77,6 @@ TIED_P = validation_stats.ALPHA
 TOP = 3
 #: --smoke: the whole pipeline on a tiny grid, 2 seeds, 1 epoch, a slice of the data
 SMOKE_ROWS = 1024
-
-
-class NeedsIssue13(RuntimeError):
-    """The scenario is a regression and train_members has no ``task=`` yet (issue 13)."""
 
 
 def seeds_for(s: Scenario) -> tuple[int, ...]:
@@ -162,40 +159,92 @@ def applies(name: str, factory: Any, data: advisor.Dataset) -> bool:
     return bool(model_layout(factory(), data.x_train[:2]).names("hidden"))
 
 
+#: grid points trained between two saves of a scenario's progress (validation_checkpoint):
+#: the seed MLP's population trainer takes 32 at once; a model's generic population gains
+#: little beyond 16 (docs/BENCHMARKS.md), and a chunk of 16 CNN runs is under an hour
+CHUNK_SEED_MLP, CHUNK_MODEL = 32, 16
+#: where run_grid saves a scenario in progress (None: not saved); main sets it next to --json
+PROGRESS_DIR: Path | None = None
+
+
 def run_grid(
     s: Scenario, data: advisor.Dataset, progress: bool, optimizers: list[str] | None = None
 ) -> list[Point]:
+    """Train the scenario's grid on its seeds, chunk by chunk, resuming saved progress."""
     factory = None if s.model is None else s.model(data)
     names = [n for n in optimizers or advisor.list_optimizers() if applies(n, factory, data)]
     specs = grid(s.extra_lrs, names)
-    points = []
-    for n, h in specs:
-        info = advisor.get_optimizer_info(n)
-        lr = h.get("lr", info.defaults["lr"])
-        points.append(Point(n, lr, h.get("momentum"), [], [], 0, h.get("d_coef")))
-    chance = guess_score(s, data)
-    task = task_keyword(s)
     seeds = seeds_for(s)
     epochs = 1 if SMOKE else s.epochs
-    for i, seed in enumerate(seeds):
-        t0 = time.perf_counter()
+    key = validation_checkpoint.fingerprint(
+        specs=specs,
+        seeds=seeds,
+        epochs=epochs,
+        batch=s.batch_size,
+        full_batch_epochs=s.full_batch_epochs,
+        prune=PRUNE_KEEP,
+        smoke=SMOKE,
+        rows=len(data.y_train),
+        task=s.task,
+    )
+    state = validation_checkpoint.load(PROGRESS_DIR, s.name, key)
+    if state is None:
+        points = []
+        for n, h in specs:
+            lr = h.get("lr", advisor.get_optimizer_info(n).defaults["lr"])
+            points.append(Point(n, lr, h.get("momentum"), [], [], 0, h.get("d_coef")))
+        state = validation_checkpoint.Progress(key, 0, specs, [asdict(p) for p in points])
+    elif progress:
+        print(
+            f"  {s.name}: resuming at seed {state.seed_index + 1}/{len(seeds)}, "
+            f"{len(state.current)}/{len(state.specs)} runs done",
+            file=sys.stderr,
+            flush=True,
+        )
+    specs, points = state.specs, [Point(**p) for p in state.points]
+    chance = guess_score(s, data)
+    task = task_keyword(s)
+    chunk = CHUNK_SEED_MLP if factory is None else CHUNK_MODEL
+    for i in range(state.seed_index, len(seeds)):
+        seed, t0 = seeds[i], time.perf_counter()
         configs = [MemberConfig(n, h, _schedule(n), init_seed=seed) for n, h in specs]
-        results = _train(s, configs, data, epochs, seed, factory, task)
-        for p, r in zip(points, results):
-            ok = r.status == "complete"
-            # a diverged run scores as a guess: that is what its model is worth
-            p.val.append(r.val_accuracy[-1] if ok else chance)
-            p.test.append(r.test_accuracy if ok and r.test_accuracy is not None else chance)
-            p.curves.append([float(a) for a in r.val_accuracy])
-            p.diverged += not ok
+        for start in range(len(state.current), len(configs), chunk):
+            results = _train(s, configs[start : start + chunk], data, epochs, seed, factory, task)
+            for r in results:
+                ok = r.status == "complete"
+                # a diverged run scores as a guess: that is what its model is worth
+                state.current.append(
+                    {
+                        "val": r.val_accuracy[-1] if ok else chance,
+                        "test": r.test_accuracy if ok and r.test_accuracy is not None else chance,
+                        "curve": [float(a) for a in r.val_accuracy],
+                        "ok": ok,
+                    }
+                )
+            validation_checkpoint.save(PROGRESS_DIR, s.name, state)
+            if progress and len(state.current) < len(configs):
+                print(
+                    f"  {s.name}: seed {i + 1}/{len(seeds)}, {len(state.current)}/{len(configs)} "
+                    f"runs, {time.perf_counter() - t0:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        for p, run in zip(points, state.current):
+            p.val.append(run["val"])
+            p.test.append(run["test"])
+            p.curves.append(run["curve"])
+            p.diverged += not run["ok"]
         # a tight budget's truth averages over every grid point of a range: never pruned
         if i == 0 and PRUNE_KEEP is not None and len(seeds) > 1 and s.lr_draws is None:
             keep = prune(points, PRUNE_KEEP)
             specs = [specs[j] for j in keep]
             points = [points[j] for j in keep]
+        state.seed_index, state.specs, state.current = i + 1, specs, []
+        state.points = [asdict(p) for p in points]
+        validation_checkpoint.save(PROGRESS_DIR, s.name, state)
         if progress:
             print(
-                f"  {s.name}: seed {i + 1}/{len(seeds)}, {len(specs)} runs in {time.perf_counter() - t0:.0f} s",
+                f"  {s.name}: seed {i + 1}/{len(seeds)}, {len(configs)} runs in {time.perf_counter() - t0:.0f} s",
                 file=sys.stderr,
                 flush=True,
             )
@@ -267,11 +316,7 @@ def guess_score(s: Scenario, data: advisor.Dataset) -> float:
 
 def task_keyword(s: Scenario) -> dict[str, Any]:
     """``{"task": Task(...)}`` for train_members; {} for classification (the default)."""
-    if s.task == "classification":
-        return {}
-    if "task" not in inspect.signature(train_members).parameters:
-        raise NeedsIssue13(f"{s.name} is a {s.task}: train_members needs issue 13's task= keyword")
-    return {"task": Task(s.task)}
+    return {} if s.task == "classification" else {"task": Task(s.task)}
 
 
 def _schedule(name: str) -> str:
@@ -394,6 +439,8 @@ class Verdict:
     held_out: bool = False
     #: validation_stats.plan: seeds / test examples a 0.5 pp difference needs
     plan: dict[str, Any] = field(default_factory=dict)
+    #: "classification" (scores: accuracy) or "regression" (scores: negative MSE)
+    task: str = "classification"
 
     @property
     def lr_ok(self) -> bool:
@@ -447,6 +494,7 @@ def judge(s: Scenario, points: list[Point], profile: advisor.Profile, wall: floa
         converged=converged,
         held_out=s.name in HELD_OUT,
         plan=plan,
+        task=s.task,
     )
 
 
@@ -466,7 +514,9 @@ def _test_size(s: Scenario) -> int:
 def measure_profile(s: Scenario, data: advisor.Dataset) -> advisor.Profile:
     """The profile ``advisor tune`` would measure, plus what only the user can say."""
     factory = None if s.model is None else s.model(data)
-    measured = advisor.profile_model(factory, data, device="cpu", batch_size=s.batch_size)
+    measured = advisor.profile_model(
+        factory, data, device="cpu", batch_size=s.batch_size, task=Task(s.task)
+    )
     return measured.to_profile(s.overrides)
 
 
@@ -506,6 +556,24 @@ def validate(
     return judge(s, points, profile, wall_before + time.perf_counter() - t0), points
 
 
+def combine(files: list[dict[str, Any]]) -> dict[str, Any]:
+    """Saved grids of several runs as one (runs in parallel write one file each): a
+    scenario in a later file replaces the earlier files'; commands and machines are kept."""
+    out: dict[str, Any] = {"machine": "", "commands": [], "verdicts": [], "points": {}}
+    machines: list[str] = []
+    for saved in files:
+        names = {v["scenario"] for v in saved["verdicts"]}
+        out["verdicts"] = [v for v in out["verdicts"] if v["scenario"] not in names]
+        out["verdicts"] += saved["verdicts"]
+        out["points"].update({k: saved["points"][k] for k in names})
+        out["commands"] += [c for c in saved["commands"] if c not in out["commands"]]
+        machines += [saved["machine"]] if saved["machine"] not in machines else []
+    out["machine"] = "; ".join(machines)
+    order = [s.name for s in SCENARIOS]
+    out["verdicts"].sort(key=lambda v: order.index(v["scenario"]))
+    return out
+
+
 def rejudge(saved: dict[str, Any]) -> list[Verdict]:
     """Judge saved grids again with the current rules (after a rule changed): no training."""
     verdicts = []
@@ -521,10 +589,6 @@ def rejudge(saved: dict[str, Any]) -> list[Verdict]:
 # ---------------------------------------------------------------------------- report
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.2f}"
-
-
 def _lrs(score: dict[str, Any]) -> str:
     """The best lr, and the span of the lrs tied with it."""
     tied = score["tied_lrs"]
@@ -534,7 +598,7 @@ def _lrs(score: dict[str, Any]) -> str:
 
 def summary_table(verdicts: list[Verdict]) -> str:
     lines = [
-        "| scenario | advisor's top 3 | measured best (test %) | tied with it (p >= 0.05) | MDD at 80 % power (pp) | tie-set size | best or tied in top 3? | lr range holds the best lr? |",
+        "| scenario | advisor's top 3 | measured best (test %; a regression: -MSE) | tied with it (p >= 0.05) | MDD at 80 % power (pp; a regression: MSE) | tie-set size | best or tied in top 3? | lr range holds the best lr? |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for v in verdicts:
@@ -543,8 +607,8 @@ def summary_table(verdicts: list[Verdict]) -> str:
             for n, ok in v.lr_checks.items()
         )
         lines.append(
-            f"| {v.scenario} | {', '.join(v.top)} | {v.best} ({_pct(v.scores[v.best]['mean_test'])}) | "
-            f"{', '.join(v.tied)} | {validation_report._pp(v.mdd)} | {validation_report.tie_size(v)} | "
+            f"| {v.scenario} | {', '.join(v.top)} | {v.best} ({validation_report.score(v, v.scores[v.best]['mean_test'])}) | "
+            f"{', '.join(v.tied)} | {validation_report.score(v, v.mdd)} | {validation_report.tie_size(v)} | "
             f"{'yes' if v.hit else 'NO'} | {lr} |"
         )
     return "\n".join(lines)
@@ -552,8 +616,9 @@ def summary_table(verdicts: list[Verdict]) -> str:
 
 def detail_table(v: Verdict) -> str:
     rank = {n: i + 1 for i, n in enumerate(v.top)}
+    unit = "-MSE" if v.task == "regression" else "%"
     lines = [
-        "| optimizer | advisor rank (top 3) | test % (mean of the seeds) | val % | best lr (tied) | best momentum | recommended lr range |",
+        f"| optimizer | advisor rank (top 3) | test {unit} (mean of the seeds) | val {unit} | best lr (tied) | best momentum | recommended lr range |",
         "|---|---|---|---|---|---|---|",
     ]
     for n in sorted(v.scores, key=lambda n: -v.scores[n]["mean_test"]):
@@ -562,7 +627,7 @@ def detail_table(v: Verdict) -> str:
         mom = "-" if sc["best_momentum"] is None else f"{sc['best_momentum']:g}"
         span = f"{v.ranges[n][0]:.2g}..{v.ranges[n][1]:.2g}" if n in v.ranges else "-"
         lines.append(
-            f"| {n}{mark} | {rank.get(n, '-')} | {_pct(sc['mean_test'])} | {_pct(sc['mean_val'])} | "
+            f"| {n}{mark} | {rank.get(n, '-')} | {validation_report.score(v, sc['mean_test'])} | {validation_report.score(v, sc['mean_val'])} | "
             f"{_lrs(sc)} | {mom} | {span} |"
         )
     return "\n".join(lines)
@@ -715,8 +780,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--from-json",
         type=Path,
+        nargs="+",
         default=None,
-        help="judge saved grids again with the current rules (no training) and redraw",
+        metavar="FILE",
+        help="judge saved grids again with the current rules (no training) and redraw; "
+        "several files are combined (a scenario in a later file replaces an earlier one's)",
     )
     parser.add_argument("--json", type=Path, default=RAW, help="save the figures here")
     parser.add_argument(
@@ -762,7 +830,7 @@ def main(argv: list[str] | None = None) -> None:
         ["python benchmarks/validate_rules.py", *(sys.argv[1:] if argv is None else argv)]
     )
     if args.from_json:
-        saved = json.loads(args.from_json.read_text())
+        saved = combine([json.loads(f.read_text()) for f in args.from_json])
         verdicts = rejudge(saved)
         points = {k: [Point(**p) for p in ps] for k, ps in saved["points"].items()}
         machine, commands = saved["machine"], saved["commands"]
@@ -775,6 +843,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(names)}"
             )
         machine, commands = describe(), [command]
+        global PROGRESS_DIR
+        PROGRESS_DIR = args.json.parent / f"{args.json.stem}-progress"
         only = None if args.optimizers is None else args.optimizers.split(",")
         for name in only or []:
             advisor.get_optimizer_info(name)  # unknown name: a clear error now
@@ -797,18 +867,19 @@ def main(argv: list[str] | None = None) -> None:
                 v, pts = validate(
                     s, True, only, kept, trained, saved_wall.get(s.name, 0.0) if kept else 0.0
                 )
-            except (NeedsIssue13, FileNotFoundError) as e:
+            except FileNotFoundError as e:
                 print(f"{s.name}: skipped: {e}", file=sys.stderr, flush=True)
                 continue
             verdicts.append(v)
             points[s.name] = pts
             print(
                 f"{s.name}: top {v.top}, best {v.best}, tied {v.tied} ({validation_report.tie_size(v)}), "
-                f"MDD {validation_report._pp(v.mdd)} pp, converged {v.converged}, hit {v.hit}, "
+                f"MDD {validation_report.score(v, v.mdd)}, converged {v.converged}, hit {v.hit}, "
                 f"lr {v.lr_checks}",
                 flush=True,
             )
             save(args.json, machine, commands, verdicts, points)
+            validation_checkpoint.finish(PROGRESS_DIR, s.name)
         verdicts.sort(key=lambda v: names.index(v.scenario))
     print(summary_table(verdicts))
     if not args.no_doc:

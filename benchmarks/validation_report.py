@@ -21,6 +21,14 @@ def _pp(x: float) -> str:
     return "-" if x is None or math.isnan(x) else f"{x * 100:.2f}"
 
 
+def score(v: Any, x: float) -> str:
+    """A score or a difference in the scenario's unit: accuracy in % (pp), a regression's
+    negative MSE (of standardized targets) as it is."""
+    if getattr(v, "task", "classification") == "regression":
+        return "-" if x is None or math.isnan(x) else f"{x:.4f}"
+    return _pp(x)
+
+
 def tie_size(v: Any) -> int:
     """The optimizers tied with the best (a ``-defaults`` row repeats its optimizer: not counted)."""
     return len([n for n in v.tied if not n.endswith("-defaults")])
@@ -36,7 +44,7 @@ def plot_scenario(v: Any, path: Path) -> Path:
 
     names = sorted(v.scores, key=lambda n: v.scores[n]["mean_test"])
     sums = [summarize(v.scores[n]["test"]) for n in names]
-    scale = 1.0 if v.plan == {} and any(s.mean < 0 for s in sums) else 100.0
+    scale = 1.0 if getattr(v, "task", "classification") == "regression" else 100.0
     means = [s.mean * scale for s in sums]
     low = [(s.mean - s.ci95[0]) * scale for s in sums]
     high = [(s.ci95[1] - s.mean) * scale for s in sums]
@@ -68,7 +76,7 @@ def plot_scenario(v: Any, path: Path) -> Path:
 def power_table(verdicts: Sequence[Any]) -> str:
     """Per scenario: MDD, tie-set size, convergence and the planner's seeds / test size."""
     lines = [
-        "| scenario | seeds | MDD at 80 % power (pp) | tie-set size | converged | seeds for 0.5 pp | test examples for 0.5 pp (have) |",
+        "| scenario | seeds | MDD at 80 % power (pp; a regression: MSE) | tie-set size | converged | seeds for 0.5 pp | test examples for 0.5 pp (have) |",
         "|---|---|---|---|---|---|---|",
     ]
     for v in verdicts:
@@ -78,7 +86,7 @@ def power_table(verdicts: Sequence[Any]) -> str:
         need = "-" if not p else (str(p["seeds"]) if p["seeds"] else f"> {50}")
         test = "-" if not p else f"{p['test_examples']:,} ({p['test_size']:,})"
         lines.append(
-            f"| {v.scenario} | {seeds} | {_pp(v.mdd)} | {tie_size(v)} | {conv} | {need} | {test} |"
+            f"| {v.scenario} | {seeds} | {score(v, v.mdd)} | {tie_size(v)} | {conv} | {need} | {test} |"
         )
     return "\n".join(lines)
 

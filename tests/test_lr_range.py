@@ -190,3 +190,24 @@ def test_bad_arguments(data: Dataset, kwargs: dict[str, object], error: type, wo
     args: dict[str, object] = {"candidates": ["adam"], "device": "cpu", **kwargs}
     with pytest.raises(error, match=words):
         lr_range_test(args.pop("candidates"), data, **args)  # type: ignore[arg-type]
+
+
+def test_a_regression_is_probed_with_its_loss(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The LR range test of a regression follows the task's MSE (standardized targets: the
+    curve starts near the targets' variance, 1) and narrows a range from it."""
+    from advisor.data.sources import load_user_data
+    from advisor.data.task import Task
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    from examples.regression import data as diabetes
+    from examples.regression import mlp
+
+    ds = load_user_data(diabetes(), kind="regression")
+    res = lr_range_test("adam", ds, model=mlp, device="cpu", steps=60, task=Task("regression"))
+    r = res["adam"]
+    assert 0.5 < r.losses[0] < 3.0 and min(r.losses) < 0.8 * r.losses[0]
+    assert r.range is not None
+    ranges = probe_ranges(["adam", "lbfgs"], ds, model=mlp, device="cpu", task=Task("regression"))
+    assert list(ranges) == ["adam"]
+    with pytest.raises(InvalidValueError, match="seed MLP is a classifier"):
+        lr_range_test("adam", ds, device="cpu", task=Task("regression"))

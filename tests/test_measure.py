@@ -327,3 +327,24 @@ def test_sparse_embeddings_are_measured_and_probed_with_the_printed_optimizers(
     assert not profile_model(
         lambda: PixelBag(sparse=False), data, device="cpu", batches=2
     ).sparse_gradients
+
+
+def test_a_regression_is_measured_with_its_loss(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Float targets: the gradient statistics and the step time use the task's MSE (they
+    used cross-entropy, which fails on float targets); the wrong task is one readable line."""
+    from advisor.data.sources import load_user_data
+    from advisor.data.task import Task
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    from examples.regression import data as diabetes
+    from examples.regression import mlp
+
+    ds = load_user_data(diabetes(), kind="regression")
+    m = profile_model(mlp, ds, device="cpu", batches=4, task=Task("regression"))
+    assert m.params == 10 * 32 + 32 + 32 + 1 and m.samples == len(ds.y_train)
+    assert m.gradients == "healthy" and all(v > 0 for v in m.gradient_norms.values())
+    assert m.step_s > 0
+    with pytest.raises(InvalidValueError, match="classification needs integer class targets"):
+        profile_model(mlp, ds, device="cpu", batches=2)
+    with pytest.raises(InvalidValueError, match="seed MLP is a classifier"):
+        profile_model(None, ds, device="cpu", task=Task("regression"))

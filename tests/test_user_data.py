@@ -208,6 +208,27 @@ def test_a_cnn_on_images_of_their_own_shape(tmp_path: Path) -> None:
     assert result.settings.n_test == 40 and result.recommendation.test_accuracy.seeds == 2
 
 
+def test_a_regression_with_the_lr_range_test(tmp_path: Path) -> None:
+    """``probe_lr`` on a regression: the LR range test follows the task's loss (it used
+    cross-entropy, which fails on float targets) and narrows the searched range."""
+    y = (X.reshape(200, -1) @ RNG.normal(size=48)).astype(np.float32)
+    result = advisor.tune(
+        model=lambda: _model(1),
+        data=(X, y / y.std()),
+        task="regression",
+        probe_lr=True,
+        trials=2,
+        epochs=1,
+        seeds=2,
+        finalists=1,
+        optimizers=["adam"],
+        out=tmp_path,
+        device="cpu",
+        budget="5m",
+    )
+    assert result.settings.space["ranges"]["adam"]["lr"]["source"] == "lr_range_test"
+
+
 def test_a_minimized_metric_is_oriented_for_the_study() -> None:
     from types import MappingProxyType
 

@@ -3,7 +3,6 @@ a tiny slice through train_members, the held-out split, and rules marked unvalid
 
 from __future__ import annotations
 
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -47,11 +46,7 @@ def test_there_are_at_least_12_scenarios_and_the_held_out_ones_exist() -> None:
 def test_each_new_scenario_trains_one_epoch_on_a_tiny_slice(s: scenarios.Scenario) -> None:
     data = _data_or_skip(s)
     assert s.model is not None
-    task = {}
-    if s.task != "classification":
-        if "task" not in inspect.signature(train_members).parameters:
-            pytest.skip(f"{s.name} is a {s.task}: needs issue 13's task= in train_members")
-        task = validate_rules.task_keyword(s)
+    task = validate_rules.task_keyword(s)
     (result,) = train_members(
         [MemberConfig("adam", {"lr": 1e-3}, init_seed=0)],
         data,
@@ -129,21 +124,26 @@ def test_a_validated_field_that_is_not_a_list_of_names_is_refused(tmp_path: Path
     assert any("validated" in p for p in problems), problems
 
 
+#: the module globals main() sets (--smoke, --prune, the progress folder): restored after a test
+GLOBALS = (
+    "SEEDS",
+    "LRS",
+    "LBFGS_LRS",
+    "MUON_LRS",
+    "KNOB_VALUES",
+    "MOMENTA",
+    "SMOKE",
+    "PRUNE_KEEP",
+    "PROGRESS_DIR",
+    "CHUNK_MODEL",
+)
+
+
 def test_the_smoke_pipeline_runs_end_to_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``--smoke --only`` on the fastest real scenario: profile, tiny grid, judge, save."""
-    names = (
-        "SEEDS",
-        "LRS",
-        "LBFGS_LRS",
-        "MUON_LRS",
-        "KNOB_VALUES",
-        "MOMENTA",
-        "SMOKE",
-        "PRUNE_KEEP",
-    )
-    for name in names:
+    for name in GLOBALS:
         monkeypatch.setattr(validate_rules, name, getattr(validate_rules, name))
     out = tmp_path / "smoke.json"
     validate_rules.main(
@@ -172,3 +172,70 @@ def test_full_batch_optimizers_train_the_capped_epochs_in_grid_order() -> None:
     results = validate_rules._train(s, configs, data, s.epochs, 0, s.model(data), {})
     assert [r.config.optimizer for r in results] == ["adam", "lbfgs", "sgd"]
     assert [r.epochs_run for r in results] == [2, 1, 2]
+
+
+def test_a_grid_stopped_mid_seed_resumes_where_it_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run stopped after some chunks leaves its progress; run again, it trains only what
+    is left and saves the grid an uninterrupted run saves (real training, no dropout)."""
+    for name in GLOBALS:
+        monkeypatch.setattr(validate_rules, name, getattr(validate_rules, name))
+    monkeypatch.setattr(validate_rules, "CHUNK_MODEL", 8)
+    args = ["--smoke", "--prune", "1", "--only", "logistic-l2-digits", "--no-doc"]
+    whole, stopped = tmp_path / "whole.json", tmp_path / "stopped.json"
+    validate_rules.main([*args, "--json", str(whole)])
+
+    train, calls = validate_rules._train, []
+
+    def stop_after_three(*a: object, **k: object) -> object:
+        calls.append(1)
+        if len(calls) > 3:
+            raise KeyboardInterrupt  # the user's Ctrl-C, mid seed
+        return train(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(validate_rules, "_train", stop_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        validate_rules.main([*args, "--json", str(stopped)])
+    progress = tmp_path / "stopped-progress" / "logistic-l2-digits.json"
+    saved = json.loads(progress.read_text())
+    assert saved["seed_index"] == 0 and len(saved["current"]) == 3 * 8
+    assert not stopped.exists()
+
+    trained = []
+    monkeypatch.setattr(
+        validate_rules,
+        "_train",
+        lambda s, configs, *a: trained.extend(configs) or train(s, configs, *a),
+    )
+    validate_rules.main([*args, "--json", str(stopped)])
+    assert "resuming at seed 1/2, 24/" in capsys.readouterr().err
+    a, b = (json.loads(f.read_text())["points"]["logistic-l2-digits"] for f in (whole, stopped))
+    assert a == b
+    n_first = len(validate_rules.grid(optimizers=list(dict.fromkeys(p["optimizer"] for p in a))))
+    assert len(trained) == n_first - 24 + len(a)  # the rest of seed 1, then seed 2
+    assert not progress.exists()  # the grid is complete: its progress is gone
+
+
+def test_grids_saved_by_parallel_runs_combine_into_one() -> None:
+    """Two runs, each with some scenarios (one in both: the later file's wins), combine to
+    the saved grids of the committed file, in scenario order."""
+    saved = json.loads(validate_rules.RAW.read_text())
+    names = [v["scenario"] for v in saved["verdicts"]]
+    half = len(names) // 2
+
+    def part(chosen: list[str], machine: str, command: str) -> dict[str, object]:
+        return {
+            "machine": machine,
+            "commands": [command],
+            "verdicts": [v for v in saved["verdicts"] if v["scenario"] in chosen],
+            "points": {k: saved["points"][k] for k in chosen},
+        }
+
+    stale = part(names[half:], "box A", "run A")  # the second half first: order restored
+    stale["points"][names[half]] = []  # type: ignore[index]  # replaced by the later file
+    later = part(names[: half + 1], "box B", "run B")
+    both = validate_rules.combine([stale, later])
+    assert [v["scenario"] for v in both["verdicts"]] == names
+    assert both["points"] == {k: saved["points"][k] for k in names}
+    assert both["commands"] == ["run A", "run B"] and both["machine"] == "box A; box B"

@@ -39,6 +39,7 @@ import numpy as np
 from advisor.core.devices import resolve_device
 from advisor.core.errors import InvalidValueError
 from advisor.data.datasets import as_dataset
+from advisor.data.task import Task
 from advisor.knowledge.optimizers import Range, get_optimizer_info
 from advisor.knowledge.recommender import Reason, printed_code
 from advisor.knowledge.sparse import build_optimizers
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from advisor.data.dataset import Dataset
+    from advisor.data.task import LossFn
     from advisor.knowledge.recommender import Recommendation
 
 #: The narrowed range runs from ``lr_min / LOW_DIVISOR`` to ``lr_min * HIGH_FACTOR`` ...
@@ -220,6 +222,7 @@ def lr_range_test(
     smooth: float = 0.98,
     diverge_factor: float = 4.0,
     plot: str | Path | None = None,
+    task: Task | None = None,
 ) -> dict[str, LRRangeResult]:
     """Run the LR range test for each optimizer in ``candidates`` (registry names).
 
@@ -228,6 +231,7 @@ def lr_range_test(
     :class:`~advisor.data.dataset.Dataset` or a dataset name. Other hyperparameters keep the
     registry defaults. Each run uses fresh weights (``torch.manual_seed(seed)``) and the
     same minibatches. ``plot``: also write loss against learning rate to this PNG.
+    ``task``: the loss comes from it (a regression's MSE, ...; it needs your ``model``).
     Results are in the order of ``candidates``.
 
     >>> res = lr_range_test(["adam", "nesterov"], "mnist-5k", steps=40, device="cpu")
@@ -258,11 +262,16 @@ def lr_range_test(
     lrs = lr_ramp(min_lr, max_lr, steps)
     curves = {name: _Curve(smooth, diverge_factor) for name in names}
     batches = list(minibatches(ds.x_train.shape[0], batch_size, seed, steps))
+    task = task or Task("classification")
+    if factory is None and task.kind != "classification":
+        raise InvalidValueError(
+            f"the seed MLP is a classifier; a {task.kind} needs your model (model=...)."
+        )
     if factory is None:
         _run_population(names, ds, lrs, batches, curves, seed, dev)
     else:
         for name in names:
-            _run_module(name, factory, ds, lrs, batches, curves[name], seed)
+            _run_module(name, factory, ds, lrs, batches, curves[name], seed, task.loss_fn())
     results = {name: curves[name].result(name) for name in names}
     if plot is not None:
         plot_lr_range(results, Path(plot))
@@ -308,9 +317,8 @@ def _run_module(
     batches: Sequence[torch.Tensor],
     curve: _Curve,
     seed: int,
+    loss_fn: LossFn,
 ) -> None:
-    import torch.nn.functional as F
-
     device = ds.x_train.device
     model = build(factory, ds, seed).to(device)
     model.train()
@@ -324,7 +332,7 @@ def _run_module(
                     group["lr"] = lrs[step]
             idx = idx.to(device)
             model.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(ds.x_train[idx]), ds.y_train[idx])
+            loss = loss_fn(model(ds.x_train[idx]), ds.y_train[idx])
             if not curve.add(lrs[step], float(loss.detach())):
                 return
             loss.backward()  # type: ignore[no-untyped-call]
@@ -340,6 +348,7 @@ def probe_ranges(
     device: str | torch.device = "auto",
     batch_size: int = 128,
     seed: int = 0,
+    task: Task | None = None,
 ) -> dict[str, Range]:
     """Narrowed ``lr`` ranges from the LR range test, for a tuner to use instead of its own.
 
@@ -358,7 +367,7 @@ def probe_ranges(
         return {}
     dev = device if isinstance(device, str) else str(device)
     results = lr_range_test(
-        testable, data, model=model, batch_size=batch_size, seed=seed, device=dev
+        testable, data, model=model, batch_size=batch_size, seed=seed, device=dev, task=task
     )
     return {n: r.range for n, r in results.items() if r.range is not None}
 

@@ -55,6 +55,7 @@ from advisor.core.devices import device_memory_bytes, resolve_device
 from advisor.core.errors import InvalidValueError, TrainingError
 from advisor.core.units import format_duration, parse_duration
 from advisor.data.datasets import as_dataset
+from advisor.data.task import Task
 from advisor.knowledge.layout import ParamLayout
 from advisor.knowledge.optimizers import OPTIMIZERS
 from advisor.knowledge.profile import FIELDS, Profile
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from advisor.data.dataset import Dataset
+    from advisor.data.task import LossFn
     from advisor.knowledge.rules import Condition, RuleSet
 
 #: Datasets whose domain is known.
@@ -169,6 +171,14 @@ def _layers(model: nn.Module) -> dict[str, list[torch.nn.Parameter]]:
     return owned
 
 
+def _fails(x: torch.Tensor, exc: Exception) -> TrainingError:
+    """The model's forward failed on ``x``: one line naming the data it got."""
+    return TrainingError(
+        f"the model fails on a batch of the data (float32 {list(x.shape)}): "
+        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    )
+
+
 def _forward_order(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> list[str]:
     import torch
 
@@ -182,10 +192,7 @@ def _forward_order(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> l
         with torch.no_grad():
             model(x)
     except Exception as exc:  # a shape or dtype mismatch: say which data the model got
-        raise TrainingError(
-            f"the model fails on a batch of the data (float32 {list(x.shape)}): "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from exc
+        raise _fails(x, exc) from exc
     finally:
         for h in hooks:
             h.remove()
@@ -201,12 +208,12 @@ class _GradientStats:
 
 
 def _gradient_stats(
-    model: nn.Module, data: Dataset, batch_size: int, batches: int, seed: int
+    model: nn.Module, data: Dataset, batch_size: int, batches: int, seed: int, loss_fn: LossFn
 ) -> _GradientStats:
-    """Layer gradient norms of the ``batch_size`` gradients at init, and the statistics of
-    McCandlish et al. 2018, Appendix A, from sub-batches of ``batch_size // NOISE_SPLIT``."""
+    """Layer gradient norms of the ``batch_size`` gradients of ``loss_fn`` at init, and the
+    statistics of McCandlish et al. 2018, Appendix A, from sub-batches of
+    ``batch_size // NOISE_SPLIT``."""
     import torch
-    import torch.nn.functional as F
 
     layers = _layers(model)
     if not layers:
@@ -230,7 +237,7 @@ def _gradient_stats(
         for i in range(parts):
             sub = idx[i * b_small : (i + 1) * b_small]
             model.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x_all[sub]), y_all[sub]).backward()  # type: ignore[no-untyped-call]
+            loss_fn(model(x_all[sub]), y_all[sub]).backward()  # type: ignore[no-untyped-call]
             g = torch.cat([_dense_grad(p).reshape(-1).double() for p in params])
             small += float(g.square().sum())
             total += g
@@ -303,11 +310,28 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def _step_time(model: nn.Module, data: Dataset, batch_size: int, reps: int = 10) -> float:
+def _check_task(model: nn.Module, data: Dataset, task: Task) -> None:
+    """Raise one readable line when the model's outputs do not fit ``task`` (float targets
+    with cross-entropy, ...), before a measurement fails on it deep in torch."""
+    import torch
+
+    x, y = data.x_train[:2], data.y_train[:2]
+    model.eval()  # no BatchNorm statistics updated, no dropout drawn
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as exc:  # a shape or dtype mismatch: say which data the model got
+        raise _fails(x, exc) from exc
+    finally:
+        model.train()
+    task.check(out, y)
+
+
+def _step_time(
+    model: nn.Module, data: Dataset, batch_size: int, loss_fn: LossFn, reps: int = 10
+) -> float:
     """Median seconds of one training step (forward, backward, Adam update) at ``batch_size``;
     sparse embeddings are updated as Adam's printed code for them says (SparseAdam)."""
-    import torch.nn.functional as F
-
     device = data.x_train.device
     x, y = data.x_train[:batch_size], data.y_train[:batch_size]
     optimizers = build_optimizers(model, TIMED_OPTIMIZER)
@@ -316,7 +340,7 @@ def _step_time(model: nn.Module, data: Dataset, batch_size: int, reps: int = 10)
         t0 = time.perf_counter()
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()  # type: ignore[no-untyped-call]
+        loss_fn(model(x), y).backward()  # type: ignore[no-untyped-call]
         for optimizer in optimizers:
             optimizer.step()
         _sync(device)
@@ -642,6 +666,7 @@ def profile_model(
     seed: int = 0,
     epochs: int = 5,
     data_dir: str | None = None,
+    task: Task | None = None,
 ) -> MeasuredProfile:
     """Measure ``model`` on ``data`` (see the module docstring for what and how).
 
@@ -651,7 +676,9 @@ def profile_model(
     the batch you train with (the noise scale splits it into ``NOISE_SPLIT`` sub-batches);
     ``batches``: how many minibatches the gradient statistics average over; ``budget``
     (``"10m"``, seconds): turned into the trials of ``epochs`` epochs it allows. Every
-    random source is seeded by ``seed``; the model is built fresh under it.
+    random source is seeded by ``seed``; the model is built fresh under it. ``task``: what
+    the model learns (:class:`~advisor.data.task.Task`); the gradient statistics and the
+    step time use its loss. Default: classification with cross-entropy.
     """
 
     for name, value in (("batch_size", batch_size), ("batches", batches), ("epochs", epochs)):
@@ -661,11 +688,18 @@ def profile_model(
     dev = resolve_device(device)
     ds = as_dataset(data, seed, data_dir).to(dev)
     net = build(factory, ds, seed).to(dev)
+    task = task or Task("classification")
+    if factory is None and task.kind != "classification":
+        raise InvalidValueError(
+            f"the seed MLP is a classifier; a {task.kind} needs your model (model=...)."
+        )
+    _check_task(net, ds, task)
+    loss_fn = task.loss_fn()
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)
     sparse = bool(sparse_embeddings(net))
     convexity, convexity_reason = convexity_of(net)
     with seeded(seed, dev):  # dropout draws from the global generator: fork it
-        stats = _gradient_stats(net, ds, batch_size, batches, seed)
+        stats = _gradient_stats(net, ds, batch_size, batches, seed, loss_fn)
         layout = model_layout(net, ds.x_train[:2])  # after the stats: they check the forward
     gradients, gradients_reason = classify_gradients(stats.quantities)
     noise_scale = None
@@ -681,7 +715,7 @@ def profile_model(
     if noise_scale is not None:
         suggested = int(min(max(1, 2 ** round(math.log2(noise_scale))), samples))
     with seeded(seed, dev):
-        step_s = _step_time(build(factory, ds, seed).to(dev), ds, min(batch_size, samples))
+        step_s = _step_time(build(factory, ds, seed).to(dev), ds, min(batch_size, samples), loss_fn)
     member_s = _member_step_time(ds, batch_size) if factory is None else None
     steps = steps_per_epoch(samples, batch_size)
     trial_s = epochs * steps * (member_s if member_s is not None else step_s)

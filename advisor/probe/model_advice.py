@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.data.dataset import Dataset
 from advisor.data.datasets import as_dataset
+from advisor.data.task import Task
 from advisor.knowledge.optimizers import get_optimizer_info
 from advisor.knowledge.profile import Profile
 from advisor.knowledge.recommender import Recommendation, recommend
@@ -77,6 +78,7 @@ def recommend_model(
     plot: str | Path | None = None,
     rules_dirs: Sequence[str | Path] = (),
     top: int | None = None,
+    task: Task | None = None,
 ) -> ModelAdvice:
     """Measure a model, recommend for what was measured, and optionally probe its LR ranges.
 
@@ -84,10 +86,12 @@ def recommend_model(
     ``given`` (profile fields) wins over what was measured. With ``probe_lr`` each
     candidate's learning-rate range is narrowed by the LR range test (its loss curves drawn
     to ``plot``); full-batch L-BFGS and learning-rate-free Prodigy have no range to probe.
+    ``task``: what the model learns; the measurement and the LR range test use its loss
+    (a regression: ``Task("regression")``). Default: classification with cross-entropy.
     """
     ds = as_dataset(data, seed, data_dir)
     measured = profile_model(
-        model, ds, device=device, batch_size=batch_size, budget=budget, seed=seed
+        model, ds, device=device, batch_size=batch_size, budget=budget, seed=seed, task=task
     )
     profile = measured.to_profile(dict(given or {}))
     rec = recommend(profile, rules_dirs=rules_dirs, top=top, layout=measured.layout)
@@ -101,7 +105,14 @@ def recommend_model(
     ]
     if probe_lr and names:
         results = lr_range_test(
-            names, ds, model=model, batch_size=batch_size, seed=seed, device=device, plot=plot
+            names,
+            ds,
+            model=model,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            plot=plot,
+            task=task,
         )
         rec = apply_lr_range(rec, results)
     return ModelAdvice(rec, measured, profile, results, tuple(rules_dirs))

@@ -500,6 +500,7 @@ class Session:
                     device=self.device,
                     batch_size=c.batch_size,
                     seed=c.seed,
+                    task=c.the_task,
                 )
             )
         mom_ranges = {

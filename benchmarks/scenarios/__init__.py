@@ -59,7 +59,7 @@ class Scenario:
     lr_draws: int | None = None
     #: learning rates added to the grid (large batches want larger ones)
     extra_lrs: tuple[float, ...] = ()
-    #: "classification", or "regression" (needs issue 13's ``task=`` in train_members)
+    #: "classification", or "regression" (train_members' ``task=``)
     task: str = "classification"
     #: whether the truth wants the best configuration trained to convergence (False: the
     #: scenario is about a fixed short budget)
@@ -214,7 +214,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "regression-co2",
         "a GRU forecasting next week's CO2 change at Mauna Loa (statsmodels' co2, 2,231 "
-        "windows of 52 weeks); regression: needs issue 13",
+        "windows of 52 weeks); a regression",
         co2_forecast,
         series_gru,
         epochs=40,

@@ -32,8 +32,8 @@ def co2_windows() -> tuple[np.ndarray, np.ndarray]:
 
 def co2_forecast() -> Dataset:
     """The windows in time order: the first 70 % train, the next 10 % validation, the
-    last 20 % test (a forecast is judged on the future). Targets are float: training it
-    needs issue 13's ``task=Task("regression")``."""
+    last 20 % test (a forecast is judged on the future). Targets are float: it trains
+    with ``task=Task("regression")``."""
     x, y = co2_windows()
     n = len(y)
     a, b = int(0.7 * n), int(0.8 * n)
