@@ -186,6 +186,7 @@ def run_grid(
         smoke=SMOKE,
         rows=len(data.y_train),
         task=s.task,
+        population=s.population,
     )
     state = validation_checkpoint.load(PROGRESS_DIR, s.name, key)
     if state is None:
@@ -274,7 +275,7 @@ def _train(
             data_seed=seed,
             evaluate_test=True,
             model_factory=factory,
-            max_population=32,
+            max_population=s.population,
             **task,
         )
 
@@ -531,6 +532,7 @@ def training_key(s: Scenario) -> tuple[Any, ...]:
         s.seeds,
         s.task,
         s.full_batch_epochs,
+        s.population,
     )
 
 

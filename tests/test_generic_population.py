@@ -85,6 +85,18 @@ class TinyEncoder(nn.Module):
         return self.head(self.encoder(tokens).mean(dim=1))  # type: ignore[no-any-return]
 
 
+class PaddedEncoder(TinyEncoder):
+    """TinyEncoder whose blank tokens (49 black pixels: the image's empty margins) are
+    padding: ``src_key_padding_mask``, as padded text passes it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pixels = x.view(x.shape[0], 16, 49)
+        pad = pixels.abs().sum(-1) == 0  # [N, 16], True: ignore this key
+        h = self.encoder(self.embed(pixels), src_key_padding_mask=pad)
+        keep = (~pad).unsqueeze(-1).to(h.dtype)
+        return self.head((h * keep).sum(1) / keep.sum(1))  # type: ignore[no-any-return]
+
+
 class TinyGRU(nn.Module):
     """A GRU over the 28 rows of an image, unrolled from ``nn.GRUCell`` (``nn.GRU`` has no
     batching rule: see ``test_a_model_that_cannot_be_vmapped_falls_back``)."""
@@ -117,6 +129,7 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "cnn": small_cnn,
     "batchnorm": batchnorm_mlp,
     "transformer": TinyEncoder,
+    "transformer-padded": PaddedEncoder,
     "gru": TinyGRU,
 }
 

@@ -101,12 +101,32 @@ def _mha(dropout: float = 0.0) -> nn.MultiheadAttention:
     return nn.MultiheadAttention(8, 2, dropout=dropout, batch_first=True, dtype=torch.float64)
 
 
-def test_vmap_attention_equals_multihead_attention_with_its_gradients() -> None:
+PAD = torch.tensor(
+    [[False] * 5, [False, False, False, True, True], [False, True, True, True, True]]
+)
+
+
+@pytest.mark.parametrize(
+    "pad",
+    [None, PAD, torch.zeros(PAD.shape, dtype=torch.float64).masked_fill(PAD, float("-inf"))],
+    ids=["no mask", "bool padding", "float padding"],
+)
+def test_vmap_attention_equals_multihead_attention_with_its_gradients(
+    pad: torch.Tensor | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ours, theirs = _mha(), _mha()
     use_vmap_attention(ours)
+    torch_forward, handed_back = nn.MultiheadAttention.forward, []
+
+    def counted(*args: object, **kwargs: object) -> object:
+        handed_back.append(1)
+        return torch_forward(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(nn.MultiheadAttention, "forward", counted)
     x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
-    a, none = ours(x, x, x, need_weights=False)
-    b, _ = theirs(x, x, x, need_weights=False)
+    a, none = ours(x, x, x, key_padding_mask=pad, need_weights=False)
+    assert not handed_back  # computed by the vmap path, not torch's
+    b, _ = theirs(x, x, x, key_padding_mask=pad, need_weights=False)
     assert none is None and torch.allclose(a, b, rtol=0, atol=1e-13)
     ga = torch.autograd.grad(a.square().sum(), [x, *ours.parameters()])
     gb = torch.autograd.grad(b.square().sum(), [x, *theirs.parameters()])
@@ -117,10 +137,10 @@ def test_vmap_attention_hands_back_what_it_does_not_cover() -> None:
     ours, theirs = _mha(), _mha()
     use_vmap_attention(ours)
     x, y = torch.randn(2, 4, 8, dtype=torch.float64), torch.randn(2, 6, 8, dtype=torch.float64)
-    pad = torch.tensor([[False] * 4, [False, False, True, True]])
+    causal = nn.Transformer.generate_square_subsequent_mask(4, dtype=torch.float64)
     cases = [
         ((x, x, x), {"need_weights": True}),  # attention weights asked for
-        ((x, x, x), {"key_padding_mask": pad, "need_weights": False}),
+        ((x, x, x), {"attn_mask": causal, "need_weights": False}),
         ((x, y, y), {"need_weights": False}),  # cross-attention
     ]
     for args, kwargs in cases:

@@ -12,9 +12,11 @@ one view and one ``unbind`` (whose backward is a single ``stack``), and the same
 the attention weights (given a ``dropout`` function, such as
 :func:`advisor.train.fast_masks.fast_dropout`, it writes the attention out and drops
 the weights with that function). It replaces the forward of the population's ``nn.MultiheadAttention``
-modules (:func:`use_vmap_attention`) and hands every call it does not cover back to
-``nn.MultiheadAttention.forward``: cross-attention, masks, the causal hint, ``bias_k``,
-``add_zero_attn``, separate projection weights and attention weights asked for.
+modules (:func:`use_vmap_attention`). It covers a key padding mask (padded text: boolean,
+True where a key is padding, or additive float, as ``nn.TransformerEncoder`` passes it),
+and hands every other call back to ``nn.MultiheadAttention.forward``: cross-attention, an
+``attn_mask``, the causal hint, ``bias_k``, ``add_zero_attn``, separate projection weights
+and attention weights asked for.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def self_attention_forward(
     *,
     dropout: Dropout | None = None,
 ) -> tuple[Tensor, Tensor | None]:
-    """``nn.MultiheadAttention.forward``, for unmasked batch-first self-attention.
+    """``nn.MultiheadAttention.forward``, for batch-first self-attention without an
+    ``attn_mask`` (a ``key_padding_mask`` is fine).
 
     ``dropout(weights, p)`` drops the attention weights in training (default: the
     dropout of ``scaled_dot_product_attention``).
@@ -59,7 +62,7 @@ def self_attention_forward(
         and self.bias_k is None
         and not self.add_zero_attn
         and not need_weights
-        and key_padding_mask is None
+        and (key_padding_mask is None or key_padding_mask.shape == query.shape[:2])
         and attn_mask is None
         and not is_causal
     )
@@ -73,13 +76,24 @@ def self_attention_forward(
     qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)
     q, k, v = qkv.view(batch, tokens, 3, heads, width // heads).permute(2, 0, 3, 1, 4).unbind(0)
     p = self.dropout if self.training else 0.0
+    mask = None if key_padding_mask is None else _additive(key_padding_mask, q.dtype)
     if dropout is not None and p > 0:
         scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
+        if mask is not None:
+            scores = scores + mask
         attended = torch.matmul(dropout(torch.softmax(scores, dim=-1), p), v)
     else:
-        attended = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
     merged = attended.transpose(1, 2).reshape(batch, tokens, width)
     return F.linear(merged, self.out_proj.weight, self.out_proj.bias), None
+
+
+def _additive(key_padding_mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """``[N, T]`` key padding (True or -inf: a key to ignore) as ``[N, 1, 1, T]`` scores to add."""
+    if key_padding_mask.dtype == torch.bool:
+        zeros = torch.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device)
+        key_padding_mask = zeros.masked_fill(key_padding_mask, float("-inf"))
+    return key_padding_mask.to(dtype)[:, None, None, :]
 
 
 def use_vmap_attention(model: nn.Module, dropout: Dropout | None = None) -> int:
