@@ -239,3 +239,21 @@ def test_grids_saved_by_parallel_runs_combine_into_one() -> None:
     assert [v["scenario"] for v in both["verdicts"]] == names
     assert both["points"] == {k: saved["points"][k] for k in names}
     assert both["commands"] == ["run A", "run B"] and both["machine"] == "box A; box B"
+
+
+def test_the_saved_grids_judged_by_todays_rules_are_what_the_doc_reports() -> None:
+    """CI's check of the rules against the truth: the committed grids, judged again with the
+    rules as they are now, give the doc's summary table; every ``validated`` claim names a
+    scenario where the rule fires and advisor's top 3 holds the best or a tie."""
+    saved = json.loads(validate_rules.RAW.read_text())
+    verdicts = validate_rules.rejudge(saved)
+    doc = validate_rules.DOC.read_text()
+    assert validate_rules.summary_table(verdicts) in doc, (
+        "a rule changed since docs/VALIDATION.md was written: redraw it with "
+        "python benchmarks/validate_rules.py --from-json docs/benchmarks/validation.json"
+    )
+    judged = {v.scenario: v for v in verdicts}
+    for r in load_rules(()):
+        for name in r.validated:
+            if name in judged:
+                assert r.id in judged[name].fired and judged[name].hit, (r.id, name)
