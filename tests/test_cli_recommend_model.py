@@ -59,10 +59,15 @@ def test_measured_profile_json() -> None:
     assert all(c["search_space"]["lr"]["source"] != "lr_range_test" for c in data["candidates"])
 
 
-def test_probe_lr_narrows_the_shown_candidates(tmp_path: Path) -> None:
-    data = run_json(*SEED_MLP, "--top", "3", "--probe-lr", "--out", str(tmp_path))
+def test_probe_lr_narrows_the_shown_candidates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    logistic = "examples.logistic_regression:logistic_regression"
+    args = [*SEED_MLP[:2], logistic, *SEED_MLP[3:]]
+    data = run_json(*args, "--top", "3", "--probe-lr", "--out", str(tmp_path))
     shown = [c["optimizer"] for c in data["candidates"]]
-    assert "lbfgs" in shown  # small data: ranked first by the rules, not probed (line search)
+    assert "lbfgs" in shown  # small convex problem: ranked 2nd, not probed (line search)
     for c in data["candidates"]:
         lr = c["search_space"]["lr"]
         if c["optimizer"] == "lbfgs":
@@ -129,7 +134,8 @@ def test_a_convex_custom_model(monkeypatch: pytest.MonkeyPatch) -> None:
         "2",
     )
     assert data["profile"]["params"] == 7_850 and data["profile"]["convexity"] == "convex"
-    assert data["candidates"][0]["optimizer"] == "lbfgs"
+    # measured (issue 15, logistic regression on digits): Nesterov best, L-BFGS next
+    assert [c["optimizer"] for c in data["candidates"]] == ["nesterov", "lbfgs"]
     assert "convex-small-full-batch" in [f["rule"] for f in data["fired"]]
 
 

@@ -40,15 +40,20 @@ def test_seed_mlp_on_mnist_has_adam_in_the_top_3() -> None:
     assert "adam" in names(recommend(Profile(**SEED)))[:3]
 
 
-def test_small_convex_problem_puts_lbfgs_first() -> None:
+def test_small_convex_problem_puts_nesterov_first_and_lbfgs_next() -> None:
+    # measured (issue 15, logistic regression on digits, 14 seeds): Nesterov best, L-BFGS's
+    # exact optimum generalizes worse, but full-batch L-BFGS stays the next pick
     rec = recommend(Profile(params=650, samples=1797, convexity="convex"))
-    assert rec.candidates[0].optimizer == "lbfgs"
-    assert "convex-small-full-batch" in [r.rule for r in rec.candidates[0].reasons]
+    assert names(rec)[:2] == ["nesterov", "lbfgs"]
+    assert "convex-small-full-batch" in [r.rule for r in rec.candidates[1].reasons]
 
 
-def test_small_data_puts_lbfgs_among_the_top_for_small_mlps() -> None:
-    rec = recommend(Profile(params="10k", samples=1000, convexity="nonconvex"))
-    assert "lbfgs" in names(rec)[:3]
+def test_small_data_lifts_lbfgs_but_not_into_the_top_3_for_small_mlps() -> None:
+    # measured (issue 15): last or nearly on every small real-data MLP grid
+    small = recommend(Profile(params="10k", samples=1000, convexity="nonconvex"))
+    large = recommend(Profile(params="10k", samples="100k", convexity="nonconvex"))
+    assert names(small).index("lbfgs") < names(large).index("lbfgs")
+    assert "lbfgs" not in names(small)[:3]
 
 
 def test_sparse_gradients_lift_adagrad_and_plain_sgd_without_demoting_adam() -> None:

@@ -82,7 +82,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "seed-mlp-mnist-5k",
         "the seed MLP on mnist-5k (3,600 training digits)",
         mnist_5k,
-        epochs=20,
+        # 20 epochs did not converge (the best rose 0.23 pp in its last 5: validation_stats)
+        epochs=40,
         seeds=16,
     ),
     Scenario(
@@ -97,7 +98,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         "logistic regression (convex) on scikit-learn's digits",
         digits,
         logistic_regression,
-        epochs=20,
+        # 20 epochs did not converge (the best rose 0.27 pp in its last 5); the L2
+        # variant converged in 100
+        epochs=100,
         seeds=14,
     ),
     Scenario(
@@ -214,7 +217,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "noisy-digits",
         "the seed MLP on scikit-learn's digits with 30 % of training labels flipped",
         noisy_digits,
-        epochs=40,
+        # 40 epochs did not converge (the best rose 0.13 pp in its last 5)
+        epochs=80,
         batch_size=64,
         seeds=16,
     ),
