@@ -801,6 +801,14 @@ def main(argv: list[str] | None = None) -> None:
         help="comma-separated: train only these optimizers' grid points (with --merge, added "
         "to the saved grids: the same seeds, so comparisons stay paired)",
     )
+    parser.add_argument(
+        "--progress",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="save and resume each scenario's grid in progress here [default: next to --json, "
+        "<its name>-progress/]; parallel runs can share one",
+    )
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/VALIDATION.md")
     parser.add_argument(
         "--smoke",
@@ -846,7 +854,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         machine, commands = describe(), [command]
         global PROGRESS_DIR
-        PROGRESS_DIR = args.json.parent / f"{args.json.stem}-progress"
+        PROGRESS_DIR = args.progress or args.json.parent / f"{args.json.stem}-progress"
         only = None if args.optimizers is None else args.optimizers.split(",")
         for name in only or []:
             advisor.get_optimizer_info(name)  # unknown name: a clear error now

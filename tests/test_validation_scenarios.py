@@ -185,6 +185,8 @@ def test_a_grid_stopped_mid_seed_resumes_where_it_stopped(
     args = ["--smoke", "--prune", "1", "--only", "logistic-l2-digits", "--no-doc"]
     whole, stopped = tmp_path / "whole.json", tmp_path / "stopped.json"
     validate_rules.main([*args, "--json", str(whole)])
+    assert not (tmp_path / "whole-progress").exists()  # next to --json; gone once complete
+    args += ["--progress", str(tmp_path / "shared")]
 
     train, calls = validate_rules._train, []
 
@@ -197,7 +199,7 @@ def test_a_grid_stopped_mid_seed_resumes_where_it_stopped(
     monkeypatch.setattr(validate_rules, "_train", stop_after_three)
     with pytest.raises(KeyboardInterrupt):
         validate_rules.main([*args, "--json", str(stopped)])
-    progress = tmp_path / "stopped-progress" / "logistic-l2-digits.json"
+    progress = tmp_path / "shared" / "logistic-l2-digits.json"
     saved = json.loads(progress.read_text())
     assert saved["seed_index"] == 0 and len(saved["current"]) == 3 * 8
     assert not stopped.exists()
