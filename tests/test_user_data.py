@@ -185,6 +185,18 @@ def test_tune_and_the_cli_stop_on_a_wrong_shape_with_exit_2(tmp_path: Path) -> N
         sys.path.remove(str(tmp_path))
 
 
+#: a tune run of seconds: Adam only, 2 trials of 1 epoch, one finalist on 2 seeds
+SMALL_RUN: dict[str, Any] = {
+    "trials": 2,
+    "epochs": 1,
+    "seeds": 2,
+    "finalists": 1,
+    "optimizers": ["adam"],
+    "device": "cpu",
+    "budget": "5m",
+}
+
+
 def test_a_cnn_on_images_of_their_own_shape(tmp_path: Path) -> None:
     """[N, C, H, W] images reach a model of your own unflattened (the reference trainer)."""
 
@@ -193,18 +205,7 @@ def test_a_cnn_on_images_of_their_own_shape(tmp_path: Path) -> None:
             nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 4)
         )
 
-    result = advisor.tune(
-        model=cnn,
-        data=(X, Y),
-        trials=2,
-        epochs=1,
-        seeds=2,
-        finalists=1,
-        optimizers=["adam"],
-        out=tmp_path,
-        device="cpu",
-        budget="5m",
-    )
+    result = advisor.tune(model=cnn, data=(X, Y), out=tmp_path, **SMALL_RUN)
     assert result.settings.n_test == 40 and result.recommendation.test_accuracy.seeds == 2
 
 
@@ -217,14 +218,8 @@ def test_a_regression_with_the_lr_range_test(tmp_path: Path) -> None:
         data=(X, y / y.std()),
         task="regression",
         probe_lr=True,
-        trials=2,
-        epochs=1,
-        seeds=2,
-        finalists=1,
-        optimizers=["adam"],
         out=tmp_path,
-        device="cpu",
-        budget="5m",
+        **SMALL_RUN,
     )
     assert result.settings.space["ranges"]["adam"]["lr"]["source"] == "lr_range_test"
 
