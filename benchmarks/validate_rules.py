@@ -163,7 +163,7 @@ def applies(name: str, factory: Any, data: advisor.Dataset) -> bool:
 #: the seed MLP's population trainer takes 32 at once; a model's generic population gains
 #: little beyond 16 (docs/BENCHMARKS.md), and a chunk of 16 CNN runs is under an hour
 CHUNK_SEED_MLP, CHUNK_MODEL = 32, 16
-#: where run_grid saves a scenario in progress (None: not saved); main sets it next to --json
+#: where run_grid saves a scenario in progress (None: not saved); main sets it from --progress
 PROGRESS_DIR: Path | None = None
 
 

@@ -46,7 +46,7 @@ from advisor.knowledge.sparse import build_optimizers
 from advisor.train import MemberConfig, Population
 from advisor.train.batches import minibatches
 from advisor.train.layout import model_layout
-from advisor.train.model_ref import build, resolve_model_arg, seeded
+from advisor.train.model_ref import build, resolve_model_arg, seeded, task_for
 
 if TYPE_CHECKING:
     import torch
@@ -262,11 +262,7 @@ def lr_range_test(
     lrs = lr_ramp(min_lr, max_lr, steps)
     curves = {name: _Curve(smooth, diverge_factor) for name in names}
     batches = list(minibatches(ds.x_train.shape[0], batch_size, seed, steps))
-    task = task or Task("classification")
-    if factory is None and task.kind != "classification":
-        raise InvalidValueError(
-            f"the seed MLP is a classifier; a {task.kind} needs your model (model=...)."
-        )
+    task = task_for(factory, task)
     if factory is None:
         _run_population(names, ds, lrs, batches, curves, seed, dev)
     else:

@@ -65,7 +65,7 @@ from advisor.probe.convexity import convexity_of
 from advisor.train import MemberConfig, Population, default_population
 from advisor.train.batches import minibatches, steps_per_epoch
 from advisor.train.layout import model_kind, model_layout
-from advisor.train.model_ref import build, resolve_model_arg, seeded
+from advisor.train.model_ref import build, resolve_model_arg, seeded, task_for
 
 if TYPE_CHECKING:
     import torch
@@ -688,11 +688,7 @@ def profile_model(
     dev = resolve_device(device)
     ds = as_dataset(data, seed, data_dir).to(dev)
     net = build(factory, ds, seed).to(dev)
-    task = task or Task("classification")
-    if factory is None and task.kind != "classification":
-        raise InvalidValueError(
-            f"the seed MLP is a classifier; a {task.kind} needs your model (model=...)."
-        )
+    task = task_for(factory, task)
     _check_task(net, ds, task)
     loss_fn = task.loss_fn()
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)

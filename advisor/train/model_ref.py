@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from advisor.data.dataset import Dataset
+    from advisor.data.task import Task
 
 #: How studies and reports name the seed MLP (the name it had before the layered packages,
 #: kept so that saved studies and scripts still read the same).
@@ -80,6 +81,19 @@ def resolve_model_arg(
             f"a model must be an nn.Module, a factory or 'module:factory', got {model!r}."
         )
     return resolve_model(model), model_name(model)
+
+
+def task_for(factory: Callable[[], nn.Module] | None, task: Task | None) -> Task:
+    """``task`` (classification by default); a task other than classification needs the
+    user's model (``factory``), since the seed MLP (``None``) is a classifier."""
+    from advisor.data.task import Task
+
+    task = task or Task("classification")
+    if factory is None and task.kind != "classification":
+        raise InvalidValueError(
+            f"the seed MLP is a classifier; a {task.kind} needs your model (model=...)."
+        )
+    return task
 
 
 def build(factory: Callable[[], nn.Module] | None, data: Dataset, seed: int) -> nn.Module:
