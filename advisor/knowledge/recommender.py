@@ -12,8 +12,8 @@ over a measured :class:`~advisor.knowledge.layout.ParamLayout` when one is given
 over the assumed one (1024-square matrices; the profile's ``hidden_share`` of them hidden).
 
 >>> rec = recommend(Profile(params=650, samples=1797, convexity="convex"))
->>> rec.candidates[0].optimizer
-'lbfgs'
+>>> [c.optimizer for c in rec.candidates[:2]]
+['nesterov', 'lbfgs']
 """
 
 from __future__ import annotations

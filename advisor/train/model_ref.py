@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from advisor.core.errors import InvalidValueError, TrainingError
 from advisor.core.refs import import_callable
+from advisor.data.task import Task
 from advisor.train.models import mnist_mlp
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from torch import nn
 
     from advisor.data.dataset import Dataset
-    from advisor.data.task import Task
 
 #: How studies and reports name the seed MLP (the name it had before the layered packages,
 #: kept so that saved studies and scripts still read the same).
@@ -86,8 +86,6 @@ def resolve_model_arg(
 def task_for(factory: Callable[[], nn.Module] | None, task: Task | None) -> Task:
     """``task`` (classification by default); a task other than classification needs the
     user's model (``factory``), since the seed MLP (``None``) is a classifier."""
-    from advisor.data.task import Task
-
     task = task or Task("classification")
     if factory is None and task.kind != "classification":
         raise InvalidValueError(
