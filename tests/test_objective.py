@@ -193,7 +193,10 @@ def test_cli_objective_and_its_first_batch_error(tmp_path: Path) -> None:
         )
         assert res.exit_code == 0, res.output
         res = CliRunner().invoke(
-            cli, ["tune", "--objective", "objectives:broken", "--out", str(tmp_path), *common]
+            # its own folder: a default study name is made to the second, so a run started
+            # within the same second in the same folder would continue the first one's study
+            cli,
+            ["tune", "--objective", "objectives:broken", "--out", str(tmp_path / "b"), *common],
         )
         assert res.exit_code == 2
         lines = [line for line in res.output.splitlines() if line.strip()]
