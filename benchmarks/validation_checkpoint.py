@@ -1,6 +1,6 @@
 """A scenario's grid in progress, saved chunk by chunk so that a run can stop and resume.
 
-A large scenario's grid (cnn-fashion: ~340 runs of 10 epochs on 55,000 images) takes
+A large scenario's grid (cnn-fashion: ~340 runs of 10 epochs on 20,000 images) takes
 longer than one sitting. :func:`validate_rules.run_grid` trains it in chunks of grid
 points and, after each chunk, writes what it has to ``<dir>/<scenario>.json``: the grid
 points with the results of the seeds already finished, the current seed, and the results of
