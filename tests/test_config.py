@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 
 import pytest
 
@@ -46,6 +47,15 @@ def test_normalized_on_creation() -> None:
     assert c.budget_s == DEFAULT_BUDGET_OTHER_S
     assert TuneConfig(budget="2m").budget_s == 120.0
     assert TuneConfig(data=([0], [0], [0], [0])).dataset_name == "custom"
+
+
+def test_default_study_names_differ_within_one_second() -> None:
+    """Two runs started in the same second into one folder must not share a study: the
+    second would continue the first's finished study instead of tuning."""
+    names = {TuneConfig().study_name, TuneConfig().study_name}  # within one second
+    assert len(names) == 2  # equal suffixes: 1 chance in 65,536
+    for name in names:
+        assert re.fullmatch(r"mnist-5k-\d{8}-\d{6}-[0-9a-f]{4}", name), name
 
 
 def test_bad_values_fail_before_anything_runs() -> None:

@@ -286,7 +286,11 @@ def test_convexity_verdicts(build: Callable[[], nn.Module], verdict: str, words:
         ({"batches": 1.5}, InvalidValueError, "batches"),
         ({"data": 7}, InvalidValueError, "dataset name"),
         ({"model": nn.ReLU()}, InvalidValueError, "no trainable parameters"),
-        ({"model": nn.Linear(10, 2)}, TrainingError, r"fails on a batch of the data \(float32"),
+        (
+            {"model": nn.Linear(10, 2)},
+            InvalidValueError,
+            r"fails on samples of shape \(4, 784\) \(float32\)",
+        ),
     ],
 )
 def test_bad_inputs(data: Dataset, kwargs: dict[str, object], error: type, words: str) -> None:

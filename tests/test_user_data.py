@@ -17,8 +17,8 @@ from advisor.cli import cli
 from advisor.core.errors import DataError, InvalidValueError
 from advisor.data.sources import TEST_FRACTION, load_user_data
 from advisor.data.task import Task
+from advisor.train.task_check import check_model_task
 from advisor.tuning.config import TuneConfig, make_task
-from advisor.tuning.task_run import check_model_task
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(200, 3, 4, 4)).astype(np.float32)
@@ -125,6 +125,20 @@ def test_check_model_task_names_the_shapes(
     else:
         with pytest.raises(InvalidValueError, match=message):
             check_model_task(_model(n_out), ds, Task(task))
+
+
+def test_the_check_leaves_the_model_and_the_random_stream_as_they_were() -> None:
+    """The checked model is the one that trains next: no BatchNorm statistics moved, no
+    dropout mask drawn from the global generator, training mode kept."""
+    ds = load_user_data((X, Y), flatten=False)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 8), nn.BatchNorm1d(8), nn.Dropout(0.5))
+    model.append(nn.Linear(8, 4))
+    before = model[2].running_mean.clone()
+    state = torch.get_rng_state()
+    check_model_task(model, ds, Task("classification"))
+    assert torch.equal(model[2].running_mean, before)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert model.training
 
 
 def test_a_regression_target_given_to_a_classification_loss() -> None:

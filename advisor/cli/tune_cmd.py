@@ -245,7 +245,7 @@ def report(study: str | None, storage: str | None, out: Path | None, fmt: str) -
     """Rebuild the report of a study from its storage alone (no training).
 
     \b
-    advisor report --study mnist-5k-20261125-101500
+    advisor report --study mnist-5k-20261125-101500-3fa2
     advisor report --study s1 --storage postgresql://u:p@db/optuna --out runs/s1
     """
     result = advisor.load_result(study, storage=storage, out=out)

@@ -66,6 +66,7 @@ from advisor.train import MemberConfig, Population, default_population
 from advisor.train.batches import minibatches, steps_per_epoch
 from advisor.train.layout import model_kind, model_layout
 from advisor.train.model_ref import build, resolve_model_arg, seeded, task_for
+from advisor.train.task_check import check_model_task
 
 if TYPE_CHECKING:
     import torch
@@ -308,23 +309,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
-
-
-def _check_task(model: nn.Module, data: Dataset, task: Task) -> None:
-    """Raise one readable line when the model's outputs do not fit ``task`` (float targets
-    with cross-entropy, ...), before a measurement fails on it deep in torch."""
-    import torch
-
-    x, y = data.x_train[:2], data.y_train[:2]
-    model.eval()  # no BatchNorm statistics updated, no dropout drawn
-    try:
-        with torch.no_grad():
-            out = model(x)
-    except Exception as exc:  # a shape or dtype mismatch: say which data the model got
-        raise _fails(x, exc) from exc
-    finally:
-        model.train()
-    task.check(out, y)
 
 
 def _step_time(
@@ -689,7 +673,7 @@ def profile_model(
     ds = as_dataset(data, seed, data_dir).to(dev)
     net = build(factory, ds, seed).to(dev)
     task = task_for(factory, task)
-    _check_task(net, ds, task)
+    check_model_task(net, ds, task)
     loss_fn = task.loss_fn()
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)
     sparse = bool(sparse_embeddings(net))

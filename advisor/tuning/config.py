@@ -16,6 +16,7 @@ advisor.core.errors.InvalidValueError: epochs must be a positive whole number (1
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,7 +49,8 @@ class TuneConfig:
     """The arguments of :func:`advisor.tune`, checked and normalized (see its docstring).
 
     Normalized on creation: ``optimizers`` become registry names (a tuple), ``rules_dirs`` a
-    tuple, and a missing ``study`` name is made from the dataset and the time, so that every
+    tuple, and a missing ``study`` name is made from the dataset, the time and four random hex
+    digits (two runs started in one second into one folder get two studies), so that every
     worker of the run shares it.
     """
 
@@ -109,7 +111,8 @@ class TuneConfig:
             names = (get_optimizer_info(o).name for o in self.optimizers)
             normalized["optimizers"] = tuple(dict.fromkeys(names))
         if self.study is None:
-            normalized["study"] = f"{self.dataset_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            when = time.strftime("%Y%m%d-%H%M%S")
+            normalized["study"] = f"{self.dataset_name}-{when}-{secrets.token_hex(2)}"
         for name, value in normalized.items():
             object.__setattr__(self, name, value)
 

@@ -32,6 +32,7 @@ from advisor.knowledge.recommender import Recommendation, recommend
 from advisor.probe.lr_range import probe_ranges
 from advisor.train import default_population, train_members, user_population
 from advisor.train.model_ref import build, resolve_model
+from advisor.train.task_check import check_model_task
 from advisor.tuning import schema
 from advisor.tuning.budget import (
     EXIT_RESERVE_S,
@@ -70,7 +71,6 @@ from advisor.tuning.space import SearchSpace, build_space, space_from_dict
 from advisor.tuning.storage import fail_stale_trials, open_storage, worker_id
 from advisor.tuning.task_run import (
     add_notes,
-    check_model_task,
     guessed_costs,
     oriented,
     placeholder_data,

@@ -1,6 +1,7 @@
-"""What a session needs to run a task other than the seed one: the check of a model's
-outputs against the task before anything trains, the notes a report carries, and the
-stand-ins of an objective run (no data, costs learned from its trials)."""
+"""What a session needs to run a task other than the seed one: the notes a report carries,
+the orientation of a minimized metric and the stand-ins of an objective run (no data, costs
+learned from its trials). The check of a model's outputs against the task is
+:func:`advisor.train.task_check.check_model_task`, shared with the probe."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from advisor.core.errors import InvalidValueError
 from advisor.data.dataset import Dataset
-from advisor.data.task import CLASSIFICATION, Task
+from advisor.data.task import CLASSIFICATION
 from advisor.train.members import EpochReport, MemberResult, OnEpoch
 from advisor.tuning import schema
 from advisor.tuning.budget import CostModel
@@ -20,64 +20,8 @@ from advisor.tuning.objective import GUESS_EPOCH_S
 
 if TYPE_CHECKING:
     import optuna
-    from torch import nn
 
     from advisor.tuning.config import TuneConfig
-
-#: Samples run through the model to check its outputs against the task.
-CHECK_ROWS = 4
-
-
-def check_model_task(model: nn.Module, data: Dataset, task: Task) -> None:
-    """One forward pass on a few training samples, checked against ``task``: outputs and
-    targets of fitting shapes (:meth:`Task.check`), a loss that is a finite scalar, a metric
-    that is a number. Raises :class:`InvalidValueError` (one line naming the shapes)."""
-    import torch
-
-    x, y = data.x_train[:CHECK_ROWS], data.y_train[:CHECK_ROWS]
-    first = next(model.parameters(), None)
-    model = model.to(x.device)
-    if first is not None:
-        x = x.to(first.dtype)
-    try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            out = model(x)
-    except Exception as exc:
-        raise InvalidValueError(
-            f"the model fails on samples of shape {tuple(x.shape)}: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not isinstance(out, torch.Tensor):
-        raise InvalidValueError(f"the model must return a tensor, got {type(out).__name__}.")
-    task.check(out, y)
-    got = f"outputs {tuple(out.shape)}, targets {tuple(y.shape)}"
-    if (
-        task.kind == "classification"
-        and task.loss == "cross_entropy"
-        and out.shape[-1] < data.n_classes
-    ):
-        raise InvalidValueError(
-            f"the data has {data.n_classes} classes but the model gives {out.shape[-1]} "
-            f"outputs per sample ({got}): its last layer needs {data.n_classes}."
-        )
-    try:
-        loss = task.loss_fn()(out, y)
-    except Exception as exc:
-        raise InvalidValueError(
-            f"the loss {task.loss_name!r} fails on {got}: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise InvalidValueError(
-            f"the loss {task.loss_name!r} must return a scalar tensor (the batch mean), got "
-            f"{shape} for {got}."
-        )
-    try:
-        float(task.metric_fn()(out, y))
-    except Exception as exc:
-        raise InvalidValueError(
-            f"the metric {task.metric_name!r} must return a number for {got}: "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
 
 
 def oriented(train: Callable[..., list[MemberResult]], maximize: bool) -> Callable[..., Any]:
