@@ -60,6 +60,14 @@ def _trials(out: Path, study: str) -> list[optuna.trial.FrozenTrial]:
         return []
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT at its default in the child, as in a terminal. A test suite started in the
+    background (``pytest &``, ``nohup``) runs with SIGINT ignored, which its children inherit:
+    Python then installs no Ctrl-C handler, and the interrupted tune would ignore the signal
+    (as a background job should) and run its hold out instead of stopping."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_interrupt(out: Path, study: str, sig: int) -> tuple[subprocess.Popen[str], set[int]]:
     """Start a tune, wait until it holds a population in flight after a finished trial, signal it.
 
@@ -69,7 +77,12 @@ def _start_and_interrupt(out: Path, study: str, sig: int) -> tuple[subprocess.Po
     hold = out / "held"
     env = dict(os.environ, **{HOLD_ENV: str(hold)})
     proc = subprocess.Popen(
-        _cmd(out, study), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        _cmd(out, study),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
     deadline = time.monotonic() + 120
     while not hold.exists():
