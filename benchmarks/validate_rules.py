@@ -40,6 +40,7 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -576,14 +577,19 @@ def combine(files: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def rejudge(saved: dict[str, Any]) -> list[Verdict]:
-    """Judge saved grids again with the current rules (after a rule changed): no training."""
+def rejudge(saved: dict[str, Any], reprofile: Collection[str] = ()) -> list[Verdict]:
+    """Judge saved grids again with the current rules (after a rule changed): no training.
+    The scenarios in ``reprofile`` get their profile measured again (after the probe
+    changed: the grid, the truth, does not depend on it); the others keep the saved one."""
     verdicts = []
     by_name = {s.name: s for s in SCENARIOS}
     for old in saved["verdicts"]:
         s = by_name[old["scenario"]]
         points = [Point(**p) for p in saved["points"][s.name]]
-        profile = advisor.Profile.from_dict(old["profile_fields"])
+        if s.name in reprofile:
+            profile = measure_profile(s, shrink(s.data()) if SMOKE else s.data())
+        else:
+            profile = advisor.Profile.from_dict(old["profile_fields"])
         verdicts.append(judge(s, points, profile, old["wall_s"]))
     return verdicts
 
@@ -788,6 +794,13 @@ def main(argv: list[str] | None = None) -> None:
         help="judge saved grids again with the current rules (no training) and redraw; "
         "several files are combined (a scenario in a later file replaces an earlier one's)",
     )
+    parser.add_argument(
+        "--reprofile",
+        default="",
+        metavar="SCENARIOS",
+        help="with --from-json: measure these scenarios' profiles again (comma-separated; "
+        "after the probe changed) instead of using the saved ones; the grids stay",
+    )
     parser.add_argument("--json", type=Path, default=RAW, help="save the figures here")
     parser.add_argument(
         "--merge",
@@ -839,9 +852,15 @@ def main(argv: list[str] | None = None) -> None:
     command = " ".join(
         ["python benchmarks/validate_rules.py", *(sys.argv[1:] if argv is None else argv)]
     )
+    reprofile = [n for n in args.reprofile.split(",") if n]
+    if reprofile and not args.from_json:
+        parser.error("--reprofile goes with --from-json (a run measures its profiles anyway)")
     if args.from_json:
         saved = combine([json.loads(f.read_text()) for f in args.from_json])
-        verdicts = rejudge(saved)
+        missing = sorted(set(reprofile) - {v["scenario"] for v in saved["verdicts"]})
+        if missing:
+            parser.error(f"--reprofile: no saved grid for {', '.join(missing)}")
+        verdicts = rejudge(saved, reprofile)
         points = {k: [Point(**p) for p in ps] for k, ps in saved["points"].items()}
         machine, commands = saved["machine"], saved["commands"]
         save(args.json, machine, commands, verdicts, points)

@@ -230,6 +230,26 @@ class _Affine(nn.Module):
         return x @ self.w + self.b
 
 
+class _SeriesGRU(nn.Module):
+    """A GRU reading the raw series, its last state to a linear head (a forecaster): the
+    GRU's weights act on the input, where a fixed feature map would be convex."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn, self.out = nn.GRU(1, 8, batch_first=True), nn.Linear(8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        states, _ = self.rnn(x.unsqueeze(-1))
+        return self.out(states.select(1, -1))
+
+
+class _NewLeaf(nn.Linear):
+    """A torch.nn module the probe has never heard of (torch.fx keeps torch.nn modules whole)."""
+
+
+_NewLeaf.__module__ = "torch.nn.modules.new_in_a_later_torch"
+
+
 class _Branching(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -251,7 +271,14 @@ class _Branching(nn.Module):
         ),
         (lambda: nn.Sequential(nn.Linear(784, 10), nn.Softmax(dim=1)), "unknown", "logits"),
         (lambda: nn.Sequential(nn.Linear(784, 10), nn.Sigmoid()), "unknown", "Sigmoid"),
-        (lambda: nn.Sequential(nn.Linear(784, 64), nn.LSTM(64, 10)), "unknown", "LSTM"),
+        (lambda: nn.Sequential(nn.Linear(784, 64), nn.LSTM(64, 10)), "nonconvex", "LSTM"),
+        (_SeriesGRU, "nonconvex", "GRU 'rnn' applies non-linearities between its own weights"),
+        (
+            lambda: nn.Sequential(nn.Embedding(50, 8), nn.MultiheadAttention(8, 2)),
+            "nonconvex",
+            "MultiheadAttention",
+        ),
+        (lambda: nn.Sequential(_NewLeaf(784, 10)), "unknown", "_NewLeaf '0', which has trainable"),
         (
             lambda: nn.Sequential(
                 nn.Linear(784, 64).requires_grad_(False), nn.ReLU(), nn.Linear(64, 10)

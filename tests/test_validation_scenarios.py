@@ -243,6 +243,25 @@ def test_grids_saved_by_parallel_runs_combine_into_one() -> None:
     assert both["commands"] == ["run A", "run B"] and both["machine"] == "box A; box B"
 
 
+def test_the_saved_profiles_say_what_todays_probe_says_of_each_model() -> None:
+    """The saved verdicts were judged on the profiles measured when their grids ran. A probe
+    that has changed since (the convexity of a GRU, ...) makes them stale: measure them
+    again with ``--from-json docs/benchmarks/validation.json --reprofile <scenarios>``."""
+    from advisor.probe.convexity import convexity_of
+
+    saved = json.loads(validate_rules.RAW.read_text())
+    by_name = {s.name: s for s in scenarios.SCENARIOS}
+    stale = []
+    for v in saved["verdicts"]:
+        s = by_name[v["scenario"]]
+        if s.model is None:
+            continue  # the seed MLP: nonconvex, tested with the probe
+        now, _ = convexity_of(s.model(_data_or_skip(s))())
+        if v["profile_fields"]["convexity"] != now:
+            stale.append(f"{s.name}: saved {v['profile_fields']['convexity']}, now {now}")
+    assert not stale, stale
+
+
 def test_the_saved_grids_judged_by_todays_rules_are_what_the_doc_reports() -> None:
     """CI's check of the rules against the truth: the committed grids, judged again with the
     rules as they are now, give the doc's summary table; every ``validated`` claim names a

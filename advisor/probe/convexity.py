@@ -1,12 +1,14 @@
 """Is the training loss convex in the weights? A verdict from the model's graph (``torch.fx``).
 
-``convex`` when the logits are affine in the weights (one layer of ``Linear``/``Conv``, with
+``convex`` when the outputs are affine in the weights (one layer of ``Linear``/``Conv``, with
 only ``Flatten``, ``Identity``, ``Dropout``, reshapes and sums around it, possibly a final
-softmax or log-softmax): cross-entropy is convex in the logits. ``nonconvex`` when a
-non-linearity (ReLU, Tanh, a normalization, max-pooling, ...) sits between parametrized
-layers, or parametrized layers are stacked (products of weight matrices are not convex,
-even without a non-linearity). ``unknown`` when an operation it does not recognise touches
-the weights' path, or the forward pass cannot be traced.
+softmax or log-softmax): cross-entropy and the squared error are convex in the outputs.
+``nonconvex`` when a non-linearity (ReLU, Tanh, a normalization, max-pooling, ...) sits
+between parametrized layers, parametrized layers are stacked (products of weight matrices
+are not convex, even without a non-linearity), or a recurrent or attention module
+(``LSTM``, ``GRU``, ``MultiheadAttention``, ``TransformerEncoder``, ...) has trainable
+weights. ``unknown`` when an operation it does not recognise touches the weights' path
+(or has trainable weights of its own), or the forward pass cannot be traced.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ _PASS = {
     "sum",
     "mean",
     "narrow",
+    "select",
     "clone",
 }
 _CONST = {"getattr", "size", "dim", "numel"}
@@ -170,6 +173,23 @@ _NONLINEAR = {
     "cos",
 }
 _OUTPUT = {"LogSoftmax", "log_softmax", "Softmax", "softmax"}
+#: Modules whose own weights enter non-linearly: a recurrent cell applies its non-linearity
+#: to products of its weights with a state that itself depends on them; attention multiplies
+#: queries by keys, both functions of the weights.
+_NONCONVEX_MODULES = {
+    "RNN",
+    "LSTM",
+    "GRU",
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
+    "MultiheadAttention",
+    "Transformer",
+    "TransformerEncoder",
+    "TransformerDecoder",
+    "TransformerEncoderLayer",
+    "TransformerDecoderLayer",
+}
 
 
 @dataclass(frozen=True)
@@ -249,6 +269,14 @@ def _combine(kind: str, label: str, own: bool, ins: list[_Term]) -> _Term:
         return unknown
     top = max(ins, key=lambda t: (t.degree or 0, t.hidden))
     d = top.degree or 0
+    if kind in _NONCONVEX_MODULES and own:
+        return _Term(
+            2,
+            True,
+            "",
+            label,
+            f"{label} applies non-linearities between its own weights (recurrent or attention)",
+        )
     if kind in _LAYERS and kind[:1].isupper():  # a module: its own weights times the input
         return _through(ins[0], label) if own else ins[0]
     if kind in _LAYERS:  # F.linear(x, w, b): x times w, plus b
@@ -280,8 +308,10 @@ def _combine(kind: str, label: str, own: bool, ins: list[_Term]) -> _Term:
             label,
             f"{label} acts non-linearly on the output of {top.layer} and has weights of its own",
         )
-    if d == 0:
+    if d == 0 and not own:
         return _Term(0)  # any function of the input alone: a fixed feature map
+    if d == 0:  # a module it does not know, with trainable weights of its own
+        return _Term(None, cause=f"it does not recognise {label}, which has trainable weights")
     return _Term(None, cause=f"it does not recognise {label} on the weights' path")
 
 
@@ -328,7 +358,7 @@ def convexity_of(model: nn.Module) -> tuple[str, str]:
 
 
 def _verdict(t: _Term) -> tuple[str, str]:
-    loss = "cross-entropy, the loss advisor trains with, is convex in the logits"
+    loss = "cross-entropy and the squared error, advisor's losses, are convex in the outputs"
     if t.degree is None:
         return "unknown", f"{t.cause}."
     if t.degree == 0:
@@ -340,7 +370,7 @@ def _verdict(t: _Term) -> tuple[str, str]:
         )
     if t.degree == 1:
         after = f" (then {t.final})" if t.final else ""
-        return "convex", f"the logits are affine in the weights of {t.layer}{after}; {loss}."
+        return "convex", f"the outputs are affine in the weights of {t.layer}{after}; {loss}."
     if t.hidden:
         return "nonconvex", f"{t.cause}: the loss is not convex in the weights."
     return "unknown", (

@@ -12,14 +12,15 @@
   of parameters in hidden 2-D weights (Muon's part) and in embeddings; **model kind** —
   mlp, cnn, transformer, rnn or embedding-heavy, from the modules;
 - **samples** — training examples; **domain** — ``vision`` for the built-in image sets;
-- **convexity** — from the model's graph (``torch.fx``): ``convex`` when the logits are
+- **convexity** — from the model's graph (``torch.fx``): ``convex`` when the outputs are
   affine in the weights (one layer of ``Linear``/``Conv``, with only ``Flatten``,
   ``Identity``, ``Dropout``, reshapes and sums around it, possibly a final softmax or
-  log-softmax) — cross-entropy, the loss advisor trains with, is convex in the logits;
+  log-softmax) — cross-entropy and the squared error are convex in the outputs;
   ``nonconvex`` when a non-linearity (ReLU, Tanh, a normalization, max-pooling, ...) sits
-  between parametrized layers, or parametrized layers are stacked (products of weight
-  matrices are not convex, even without a non-linearity); ``unknown`` when an operation it
-  does not recognise touches the weights' path, or the forward pass cannot be traced;
+  between parametrized layers, parametrized layers are stacked (products of weight
+  matrices are not convex, even without a non-linearity), or a recurrent or attention
+  module has trainable weights; ``unknown`` when an operation it does not recognise
+  touches the weights' path, or the forward pass cannot be traced;
 - **gradients** — per-layer gradient norms at initialization (mean over ``batches``
   minibatches), classified by :data:`GRADIENT_CHECKS`;
 - **noise scale** — McCandlish et al. 2018, *An Empirical Model of Large-Batch Training*
