@@ -801,6 +801,12 @@ def main(argv: list[str] | None = None) -> None:
         help="with --from-json: measure these scenarios' profiles again (comma-separated; "
         "after the probe changed) instead of using the saved ones; the grids stay",
     )
+    parser.add_argument(
+        "--write-validated",
+        action="store_true",
+        help="with --from-json: rewrite every rule's `validated` list in rules/*.toml from "
+        "these grids (the scenarios where it fires and the top 3 holds the best or a tie)",
+    )
     parser.add_argument("--json", type=Path, default=RAW, help="save the figures here")
     parser.add_argument(
         "--merge",
@@ -853,14 +859,18 @@ def main(argv: list[str] | None = None) -> None:
         ["python benchmarks/validate_rules.py", *(sys.argv[1:] if argv is None else argv)]
     )
     reprofile = [n for n in args.reprofile.split(",") if n]
-    if reprofile and not args.from_json:
-        parser.error("--reprofile goes with --from-json (a run measures its profiles anyway)")
+    if (reprofile or args.write_validated) and not args.from_json:
+        parser.error("--reprofile and --write-validated go with --from-json")
     if args.from_json:
         saved = combine([json.loads(f.read_text()) for f in args.from_json])
         missing = sorted(set(reprofile) - {v["scenario"] for v in saved["verdicts"]})
         if missing:
             parser.error(f"--reprofile: no saved grid for {', '.join(missing)}")
         verdicts = rejudge(saved, reprofile)
+        if args.write_validated:
+            derived = validation_report.derived_validated(verdicts)
+            changed = validation_report.write_validated(derived, ROOT / "rules")
+            print(f"validated lists rewritten: {', '.join(changed) or 'none changed'}")
         points = {k: [Point(**p) for p in ps] for k, ps in saved["points"].items()}
         machine, commands = saved["machine"], saved["commands"]
         save(args.json, machine, commands, verdicts, points)

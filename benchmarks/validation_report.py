@@ -8,6 +8,7 @@ module does not import validate_rules, which imports it).
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -127,6 +128,40 @@ def rule_coverage(verdicts: Sequence[Any], rules_dirs: Sequence[str] = ()) -> st
     if stale:
         lines += ["", "**Stale `validated` claims:** " + "; ".join(stale) + "."]
     return "\n".join(lines)
+
+
+def derived_validated(
+    verdicts: Sequence[Any], rules_dirs: Sequence[str] = ()
+) -> dict[str, list[str]]:
+    """Each enabled rule's ``validated`` list as the grids say it: the scenarios where it
+    fires and advisor's top 3 holds the best or a tie with it (in the verdicts' order)."""
+    return {
+        r.id: [v.scenario for v in verdicts if r.id in v.fired and v.hit]
+        for r in load_rules(tuple(rules_dirs))
+        if r.enabled
+    }
+
+
+def write_validated(derived: dict[str, list[str]], rules_dir: Path) -> list[str]:
+    """Rewrite the ``validated = [...]`` line under each rule's ``id`` in ``rules_dir``'s
+    TOML files to ``derived``; return the ids whose list changed."""
+    changed = []
+    for path in sorted(rules_dir.glob("*.toml")):
+        text = path.read_text()
+
+        def put(m: re.Match[str]) -> str:
+            rid = m.group(1)
+            if rid not in derived:
+                return m.group(0)
+            new = "validated = [" + ", ".join(f'"{n}"' for n in derived[rid]) + "]"
+            if new != m.group(2):
+                changed.append(rid)
+            return f'id = "{rid}"\n{new}'
+
+        new_text = re.sub(r'^id = "([^"]+)"\n(validated = \[[^\]\n]*\])$', put, text, flags=re.M)
+        if new_text != text:
+            path.write_text(new_text)
+    return changed
 
 
 def hit_rate(verdicts: Sequence[Any]) -> float:
