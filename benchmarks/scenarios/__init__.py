@@ -228,7 +228,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "windows of 52 weeks); a regression",
         co2_forecast,
         series_gru,
-        epochs=40,
+        # 40 epochs did not converge (the best's validation MSE fell 0.021 in its last 5)
+        epochs=80,
         batch_size=64,
         seeds=5,
         task="regression",
