@@ -295,8 +295,10 @@ PRUNE_KEEP: int | None = None
 
 def prune(points: list[Point], keep: int) -> list[int]:
     """Indices of the ``keep`` best points (first seed's validation score) of each
-    optimizer and momentum, in grid order. The others are dropped from the truth: they
-    would only have lost (their first seed ranks them below ``keep`` of their own kind)."""
+    optimizer and momentum, in grid order, and every learning-rate-free method's defaults
+    (``d_coef`` 1: the row of its own that the verdict reports). The others are dropped
+    from the truth: they would only have lost (their first seed ranks them below ``keep``
+    of their own kind)."""
     groups: dict[tuple[str, float | None], list[int]] = {}
     for j, p in enumerate(points):
         groups.setdefault((p.optimizer, p.momentum), []).append(j)
@@ -305,6 +307,7 @@ def prune(points: list[Point], keep: int) -> list[int]:
         for members in groups.values()
         for j in sorted(members, key=lambda j: -points[j].val[0])[:keep]
     }
+    kept |= {j for j, p in enumerate(points) if p.d_coef == 1.0}
     return sorted(kept)
 
 

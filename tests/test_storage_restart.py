@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from advisor.tuning.reconnect import RETRY_ENV
 from advisor.tuning.schema import FINAL_SUFFIX, SEED
+from advisor.tuning.search import HOLD_ENV
 from advisor.tuning.storage import open_storage
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -98,14 +99,27 @@ def test_workers_wait_for_a_restarting_server_and_go_on(own_postgres: Cluster) -
     _check_whole(url, study, before)
 
 
-def test_a_server_gone_too_long_is_exit_3_and_the_rerun_continues(own_postgres: Cluster) -> None:
+def test_a_server_gone_too_long_is_exit_3_and_the_rerun_continues(
+    own_postgres: Cluster, tmp_path: Path
+) -> None:
     url, study = own_postgres.url, "gone"
-    env = dict(os.environ, **{RETRY_ENV: "3"})
+    # the hold: the worker stops mid-population after a finished trial, so that the server
+    # surely goes while trials are running (polling raced with the search's last batch)
+    hold = tmp_path / "held"
+    env = dict(os.environ, **{RETRY_ENV: "3", HOLD_ENV: str(hold)})
     proc = subprocess.Popen(
         _tune(url, study), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
-    before = _wait_for_a_complete_trial(url, study, [proc])
+    deadline = time.monotonic() + 300
+    while not hold.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the tuning process never held a population: {proc.communicate()}")
+        time.sleep(0.05)
+    before = _finished(url, study)
+    assert any(state == "COMPLETE" for state, _ in before.values())
     own_postgres.stop()
+    hold.unlink()  # the worker goes on, to a server that is gone
     try:
         _, err = proc.communicate(timeout=120)
     finally:

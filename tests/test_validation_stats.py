@@ -147,3 +147,8 @@ def test_prune_keeps_each_optimizers_best_points_per_momentum() -> None:
     ]
     assert validate_rules.prune(points, 1) == [1, 4, 5]
     assert validate_rules.prune(points, 2) == [1, 2, 3, 4, 5]
+    # a learning-rate-free method's defaults stay whatever their first seed: their own row
+    prodigy = [
+        P("prodigy", 1.0, None, [v], [v], 0, d) for d, v in ((0.5, 0.9), (1.0, 0.1), (2.0, 0.8))
+    ]
+    assert validate_rules.prune(points + prodigy, 1) == [1, 4, 5, 6, 7]

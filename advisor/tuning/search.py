@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 #: Test-only switch for the fault tests, never set in normal use: with this environment
 #: variable naming a file, the first batch that starts after the study has a complete trial
 #: stops after its first epoch, writes the file and waits (at most :data:`HOLD_MAX_S`) for the
-#: test's signal, so that a SIGKILL or Ctrl-C surely lands on a population in flight.
+#: test's signal (or until the test deletes the file), so that a SIGKILL, a Ctrl-C or a
+#: lost database surely lands on a population in flight.
 HOLD_ENV = "ADVISOR_TEST_HOLD_FILE"
 HOLD_MAX_S = 120.0
 
@@ -223,14 +224,19 @@ def run_batch(
     return BatchOutcome(results, optuna_time.seconds, total - optuna_time.seconds, by_optimizer)
 
 
+_held: list[bool] = []  # the hold happens once per process
+
+
 def hold_for_fault_test(study: optuna.Study, epoch: int) -> None:
-    """Hold the population in flight for a fault test (:data:`HOLD_ENV`); a no-op otherwise."""
+    """Hold the population in flight for a fault test (:data:`HOLD_ENV`); a no-op otherwise.
+    The test ends the hold early by deleting the file (after it broke what it tests)."""
     path = os.environ.get(HOLD_ENV)
-    if not path or epoch != 1 or os.path.exists(path) or best_value(study) is None:
+    if not path or _held or epoch != 1 or os.path.exists(path) or best_value(study) is None:
         return
+    _held.append(True)
     Path(path).write_text(f"{os.getpid()}\n")
     deadline = time.monotonic() + HOLD_MAX_S
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and os.path.exists(path):
         time.sleep(0.05)
 
 
