@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,3 +117,15 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def wait_for_hold(hold: Path, proc: subprocess.Popen[str], timeout_s: float = 120.0) -> None:
+    """Wait until a tuning subprocess started with ``ADVISOR_TEST_HOLD_FILE=hold`` holds a
+    population in flight after a finished trial (it writes the file and waits); fail with
+    its output if it exits or never gets there."""
+    deadline = time.monotonic() + timeout_s
+    while not hold.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the tuning process never held a population: {proc.communicate()}")
+        time.sleep(0.05)

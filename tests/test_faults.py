@@ -12,6 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import wait_for_hold
 from optuna.trial import TrialState
 
 from advisor.tuning.search import HOLD_ENV
@@ -84,12 +85,7 @@ def _start_and_interrupt(out: Path, study: str, sig: int) -> tuple[subprocess.Po
         env=env,
         preexec_fn=_ctrl_c_as_in_a_terminal,
     )
-    deadline = time.monotonic() + 120
-    while not hold.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the tuning process never held a population: {proc.communicate()}")
-        time.sleep(0.05)
+    wait_for_hold(hold, proc)
     trials = _trials(out, study)
     done = {t.number for t in trials if t.state == TrialState.COMPLETE}
     assert done and any(t.state == TrialState.RUNNING for t in trials)

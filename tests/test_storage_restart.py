@@ -12,7 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import Cluster
+from conftest import Cluster, wait_for_hold
 from optuna.trial import TrialState
 
 from advisor.tuning.reconnect import RETRY_ENV
@@ -110,12 +110,7 @@ def test_a_server_gone_too_long_is_exit_3_and_the_rerun_continues(
     proc = subprocess.Popen(
         _tune(url, study), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
-    deadline = time.monotonic() + 300
-    while not hold.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the tuning process never held a population: {proc.communicate()}")
-        time.sleep(0.05)
+    wait_for_hold(hold, proc, timeout_s=300)
     before = _finished(url, study)
     assert any(state == "COMPLETE" for state, _ in before.values())
     own_postgres.stop()
