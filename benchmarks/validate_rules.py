@@ -516,6 +516,11 @@ def _test_size(s: Scenario) -> int:
     return _TEST_SIZES[s.name]
 
 
+def scenario_data(s: Scenario) -> advisor.Dataset:
+    """The scenario's data (with --smoke, its first SMOKE_ROWS training rows: shrink)."""
+    return shrink(s.data()) if SMOKE else s.data()
+
+
 def measure_profile(s: Scenario, data: advisor.Dataset) -> advisor.Profile:
     """The profile ``advisor tune`` would measure, plus what only the user can say."""
     factory = None if s.model is None else s.model(data)
@@ -551,7 +556,7 @@ def validate(
     """Measure the profile, train the grid (``optimizers`` only, beside the ``kept`` points
     of the others), judge. ``trained`` caches grids by :func:`training_key` within a run."""
     t0 = time.perf_counter()
-    data = shrink(s.data()) if SMOKE else s.data()
+    data = scenario_data(s)
     _TEST_SIZES[s.name] = len(data.y_test)
     profile = measure_profile(s, data)
     cache = {} if trained is None else trained
@@ -590,7 +595,7 @@ def rejudge(saved: dict[str, Any], reprofile: Collection[str] = ()) -> list[Verd
         s = by_name[old["scenario"]]
         points = [Point(**p) for p in saved["points"][s.name]]
         if s.name in reprofile:
-            profile = measure_profile(s, shrink(s.data()) if SMOKE else s.data())
+            profile = measure_profile(s, scenario_data(s))
         else:
             profile = advisor.Profile.from_dict(old["profile_fields"])
         verdicts.append(judge(s, points, profile, old["wall_s"]))
