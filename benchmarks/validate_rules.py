@@ -125,6 +125,10 @@ class Point:
     d_coef: float | None = None
     #: per seed, the validation metric after each epoch (empty in grids saved before issue 15)
     curves: list[list[float]] = field(default_factory=list)
+    #: --prune dropped it after the first seed: its one seed is kept for the learning-rate
+    #: curves (nothing computed is thrown away), but it is not scored: a one-seed mean is
+    #: no match for the others' means, and its first seed ranked it out already
+    pruned: bool = False
 
     @property
     def mean_val(self) -> float:
@@ -203,7 +207,7 @@ def run_grid(
             file=sys.stderr,
             flush=True,
         )
-    specs, points = state.specs, [Point(**p) for p in state.points]
+    specs, points = state.specs, [Point(**p) for p in state.points]  # pruned ones too
     chance = guess_score(s, data)
     task = task_keyword(s)
     chunk = CHUNK_SEED_MLP if factory is None else CHUNK_MODEL
@@ -231,7 +235,7 @@ def run_grid(
                     file=sys.stderr,
                     flush=True,
                 )
-        for p, run in zip(points, state.current):
+        for p, run in zip([p for p in points if not p.pruned], state.current, strict=True):
             p.val.append(run["val"])
             p.test.append(run["test"])
             p.curves.append(run["curve"])
@@ -240,7 +244,8 @@ def run_grid(
         if i == 0 and PRUNE_KEEP is not None and len(seeds) > 1 and s.lr_draws is None:
             keep = prune(points, PRUNE_KEEP)
             specs = [specs[j] for j in keep]
-            points = [points[j] for j in keep]
+            for j, p in enumerate(points):
+                p.pruned = j not in keep
         state.seed_index, state.specs, state.current = i + 1, specs, []
         state.points = [asdict(p) for p in points]
         validation_checkpoint.save(PROGRESS_DIR, s.name, state)
@@ -296,9 +301,9 @@ PRUNE_KEEP: int | None = None
 def prune(points: list[Point], keep: int) -> list[int]:
     """Indices of the ``keep`` best points (first seed's validation score) of each
     optimizer and momentum, in grid order, and every learning-rate-free method's defaults
-    (``d_coef`` 1: the row of its own that the verdict reports). The others are dropped
-    from the truth: they would only have lost (their first seed ranks them below ``keep``
-    of their own kind)."""
+    (``d_coef`` 1: the row of its own that the verdict reports). The others are not
+    trained again and not scored: they would only have lost (their first seed ranks them
+    below ``keep`` of their own kind). run_grid keeps their first seed, marked ``pruned``."""
     groups: dict[tuple[str, float | None], list[int]] = {}
     for j, p in enumerate(points):
         groups.setdefault((p.optimizer, p.momentum), []).append(j)
@@ -357,10 +362,8 @@ def optimizer_scores(
     """
     out: dict[str, dict[str, Any]] = {}
     for name in advisor.list_optimizers():
-        mine = [p for p in points if p.optimizer == name]
-        if (
-            not mine
-        ):  # not in the grid: it does not apply to the model (Muon without hidden weights)
+        mine = [p for p in points if p.optimizer == name and not p.pruned]
+        if not mine:  # not in the grid: it does not apply (Muon without hidden weights)
             continue
         best = max(mine, key=lambda p: p.mean_val)
         if draws is None:
@@ -650,7 +653,8 @@ def detail_table(v: Verdict) -> str:
 
 
 def plot(verdicts: list[Verdict], all_points: dict[str, list[Point]], path: Path) -> None:
-    """Test accuracy against learning rate per optimizer (best momentum by validation), one panel per scenario."""
+    """Test accuracy against learning rate per optimizer (best momentum by validation), one
+    panel per scenario. Points --prune dropped after the first seed show that seed, hollow."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -663,13 +667,17 @@ def plot(verdicts: list[Verdict], all_points: dict[str, list[Point]], path: Path
         for name in advisor.list_optimizers():
             mine = [p for p in all_points[v.scenario] if p.optimizer == name]
             by_lr: dict[float, Point] = {}
-            for p in mine:  # the momentum validation picks at each lr
-                if p.lr not in by_lr or p.mean_val > by_lr[p.lr].mean_val:
+            for p in mine:  # the momentum validation picks at each lr (a scored point first)
+                q = by_lr.get(p.lr)
+                if q is None or (q.pruned, -q.mean_val) > (p.pruned, -p.mean_val):
                     by_lr[p.lr] = p
             xs = sorted(by_lr)
             style = "-" if name in v.top else ":"
             ys = [statistics.mean(by_lr[x].test) * 100 for x in xs]
-            ax.plot(xs, ys, style, marker=".", label=name)
+            (line,) = ax.plot(xs, ys, style, marker=".", label=name)
+            first_seed_only = [(x, y) for x, y in zip(xs, ys) if by_lr[x].pruned]
+            if first_seed_only:
+                ax.plot(*zip(*first_seed_only), "o", mfc="none", ms=4, color=line.get_color())
         ax.set_xscale("log")
         ax.set_title(v.scenario, fontsize=10)
         ax.set_xlabel("learning rate")
@@ -727,7 +735,8 @@ def write_doc(
         "",
         f"![test accuracy against learning rate]({PLOT.relative_to(DOC.parent).as_posix()})",
         "",
-        "Solid lines: advisor's top 3; dotted: the others.",
+        "Solid lines: advisor's top 3; dotted: the others. Hollow circles: points that "
+        "`--prune` trained on the first seed only (not scored; that seed's test accuracy).",
         "",
         "**Power** (issue 15). *MDD*: the minimal paired difference the seeds detect at 80 % "
         "power (paired t-test, two-sided alpha 0.05, s_d: the median over the best against each "
@@ -851,7 +860,8 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         metavar="K",
         help="after the first seed, train only each optimizer's K best grid points (by "
-        "validation; per momentum) on the other seeds: ~2x less CPU at 5 seeds with K=3",
+        "validation; per momentum) on the other seeds: ~2x less CPU at 5 seeds with K=3 "
+        "(the others are saved with their first seed, marked pruned, not scored)",
     )
     args = parser.parse_args(argv)
     if args.prune is not None:

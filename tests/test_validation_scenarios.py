@@ -154,10 +154,16 @@ def test_the_smoke_pipeline_runs_end_to_end(
     (v,) = saved["verdicts"]
     assert v["scenario"] == "logistic-l2-digits" and len(v["tied"]) >= 1
     points = saved["points"]["logistic-l2-digits"]
-    assert {p["optimizer"] for p in points} == set(advisor.list_optimizers()) - {"muon"}
-    assert all(len(p["curves"]) == 2 and len(p["curves"][0]) == 1 for p in points)
-    kinds = [(p["optimizer"], p["momentum"]) for p in points]
+    scored = [p for p in points if not p["pruned"]]
+    assert {p["optimizer"] for p in scored} == set(advisor.list_optimizers()) - {"muon"}
+    assert all(len(p["curves"]) == 2 and len(p["curves"][0]) == 1 for p in scored)
+    kinds = [(p["optimizer"], p["momentum"]) for p in scored]
     assert len(kinds) == len(set(kinds))  # --prune 1: one point of each kind after seed 1
+    # the points pruned after seed 1 keep that seed: nothing trained is thrown away
+    pruned = [p for p in points if p["pruned"]]
+    assert pruned and all(len(p["val"]) == len(p["curves"]) == 1 for p in pruned)
+    grid = validate_rules.grid(optimizers=sorted({p["optimizer"] for p in points}))
+    assert len(points) == len(grid)
 
 
 def test_full_batch_optimizers_train_the_capped_epochs_in_grid_order() -> None:
@@ -216,7 +222,8 @@ def test_a_grid_stopped_mid_seed_resumes_where_it_stopped(
     a, b = (json.loads(f.read_text())["points"]["logistic-l2-digits"] for f in (whole, stopped))
     assert a == b
     n_first = len(validate_rules.grid(optimizers=list(dict.fromkeys(p["optimizer"] for p in a))))
-    assert len(trained) == n_first - 24 + len(a)  # the rest of seed 1, then seed 2
+    n_scored = sum(not p["pruned"] for p in a)
+    assert len(trained) == n_first - 24 + n_scored  # the rest of seed 1, then seed 2
     assert not progress.exists()  # the grid is complete: its progress is gone
 
 

@@ -152,3 +152,16 @@ def test_prune_keeps_each_optimizers_best_points_per_momentum() -> None:
         P("prodigy", 1.0, None, [v], [v], 0, d) for d, v in ((0.5, 0.9), (1.0, 0.1), (2.0, 0.8))
     ]
     assert validate_rules.prune(points + prodigy, 1) == [1, 4, 5, 6, 7]
+
+
+def test_a_pruned_point_is_kept_but_never_scored() -> None:
+    """A point --prune dropped after its first seed keeps that seed (for the curves), but
+    its one-seed mean, however high, is not the optimizer's pick: the scored points are."""
+    P = validate_rules.Point
+    points = [
+        P("adam", 1e-3, None, [0.80, 0.81, 0.79], [0.78, 0.80, 0.79], 0),
+        P("adam", 1e-2, None, [0.95], [0.95], 0, pruned=True),
+    ]
+    (score,) = validate_rules.optimizer_scores(points, {}, None).values()
+    assert score["best_lr"] == 1e-3 and score["tied_lrs"] == [1e-3]
+    assert score["test"] == [0.78, 0.80, 0.79]
