@@ -1,7 +1,7 @@
 """A scenario's grid in progress, saved chunk by chunk so that a run can stop and resume.
 
 A large scenario's grid (cnn-fashion: ~340 runs of 10 epochs on 20,000 images) takes
-longer than one sitting. :func:`validate_rules.run_grid` trains it in chunks of grid
+longer than one sitting. :func:`validation_grid.run_grid` trains it in chunks of grid
 points and, after each chunk, writes what it has to ``<dir>/<scenario>.json``: the grid
 points with the results of the seeds already finished, the current seed, and the results of
 the chunks of that seed already trained. Run again with the same settings, it goes on from
@@ -32,7 +32,7 @@ class Progress:
     seed_index: int = 0
     #: the grid's (optimizer, hyperparameters) pairs still trained (after --prune: fewer)
     specs: list[tuple[str, dict[str, float]]] = field(default_factory=list)
-    #: the grid points as ``validate_rules.Point`` fields (``asdict``)
+    #: the grid points as ``validation_grid.Point`` fields (``asdict``)
     points: list[dict[str, Any]] = field(default_factory=list)
     current: list[dict[str, Any]] = field(default_factory=list)
 

@@ -1,8 +1,9 @@
-"""The parts of docs/VALIDATION.md added by issue 15: per-scenario plots, the power table,
-the generalization check on the held-out scenarios and the list of unvalidated rules.
+"""docs/VALIDATION.md, drawn from the verdicts (validation_judge): the summary and detail
+tables, the learning-rate plot, and what issue 15 added (per-scenario plots, the power
+table, the generalization check on the held-out scenarios, the list of unvalidated rules);
+and the rules' ``validated`` lists derived from the same verdicts.
 
-Each function takes validate_rules' verdicts (anything with the same attributes: this
-module does not import validate_rules, which imports it).
+The doc's part below its marker is written by hand and kept (doc_files).
 """
 
 from __future__ import annotations
@@ -14,8 +15,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import validation_grid
+import validation_stats
+from doc_files import commands_line, write_keeping_hand_part
+from scenarios import HELD_OUT, SCENARIOS
+from validation_grid import Point
+from validation_judge import TIED_P, Verdict
+
+import advisor
 from advisor.knowledge.rules import load_rules
 from advisor.tuning.stats import summarize
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "VALIDATION.md"
+PLOT = ROOT / "docs" / "benchmarks" / "validation.png"
+PLOTS = ROOT / "docs" / "benchmarks" / "validation"
 
 
 def _pp(x: float) -> str:
@@ -166,3 +180,173 @@ def write_validated(derived: dict[str, list[str]], rules_dir: Path) -> list[str]
 
 def hit_rate(verdicts: Sequence[Any]) -> float:
     return statistics.mean(v.hit for v in verdicts) if verdicts else math.nan
+
+
+# ---------------------------------------------------------------------------- the doc
+
+
+def _lrs(score: dict[str, Any]) -> str:
+    """The best lr, and the span of the lrs tied with it."""
+    tied = score["tied_lrs"]
+    span = f" (tied {tied[0]:g}..{tied[-1]:g})" if len(tied) > 1 else ""
+    return f"{score['best_lr']:g}{span}"
+
+
+def summary_table(verdicts: list[Verdict]) -> str:
+    lines = [
+        "| scenario | advisor's top 3 | measured best (test %; a regression: -MSE) | tied with it (p >= 0.05) | MDD at 80 % power (pp; a regression: MSE) | tie-set size | best or tied in top 3? | lr range holds the best lr? |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        lr = ", ".join(
+            f"{n} {'yes' if ok else 'NO'} ({_lrs(v.scores[n])} vs {v.ranges[n][0]:.2g}..{v.ranges[n][1]:.2g})"
+            for n, ok in v.lr_checks.items()
+        )
+        lines.append(
+            f"| {v.scenario} | {', '.join(v.top)} | {v.best} ({score(v, v.scores[v.best]['mean_test'])}) | "
+            f"{', '.join(v.tied)} | {score(v, v.mdd)} | {tie_size(v)} | "
+            f"{'yes' if v.hit else 'NO'} | {lr} |"
+        )
+    return "\n".join(lines)
+
+
+def detail_table(v: Verdict) -> str:
+    rank = {n: i + 1 for i, n in enumerate(v.top)}
+    unit = "-MSE" if v.task == "regression" else "%"
+    lines = [
+        f"| optimizer | advisor rank (top 3) | test {unit} (mean of the seeds) | val {unit} | best lr (tied) | best momentum | recommended lr range |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n in sorted(v.scores, key=lambda n: -v.scores[n]["mean_test"]):
+        sc = v.scores[n]
+        mark = " (best)" if n == v.best else (" (tied)" if n in v.tied else "")
+        mom = "-" if sc["best_momentum"] is None else f"{sc['best_momentum']:g}"
+        span = f"{v.ranges[n][0]:.2g}..{v.ranges[n][1]:.2g}" if n in v.ranges else "-"
+        lines.append(
+            f"| {n}{mark} | {rank.get(n, '-')} | {score(v, sc['mean_test'])} | {score(v, sc['mean_val'])} | "
+            f"{_lrs(sc)} | {mom} | {span} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(verdicts: list[Verdict], all_points: dict[str, list[Point]], path: Path) -> None:
+    """Test accuracy against learning rate per optimizer (best momentum by validation), one
+    panel per scenario. Points --prune dropped after the first seed show that seed, hollow."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 4
+    rows = (len(verdicts) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, v in zip(axes.flat, verdicts):
+        for name in advisor.list_optimizers():
+            mine = [p for p in all_points[v.scenario] if p.optimizer == name]
+            by_lr: dict[float, Point] = {}
+            for p in mine:  # the momentum validation picks at each lr (a scored point first)
+                q = by_lr.get(p.lr)
+                if q is None or (q.pruned, -q.mean_val) > (p.pruned, -p.mean_val):
+                    by_lr[p.lr] = p
+            xs = sorted(by_lr)
+            style = "-" if name in v.top else ":"
+            ys = [statistics.mean(by_lr[x].test) * 100 for x in xs]
+            (line,) = ax.plot(xs, ys, style, marker=".", label=name)
+            first_seed_only = [(x, y) for x, y in zip(xs, ys) if by_lr[x].pruned]
+            if first_seed_only:
+                ax.plot(*zip(*first_seed_only), "o", mfc="none", ms=4, color=line.get_color())
+        ax.set_xscale("log")
+        ax.set_title(v.scenario, fontsize=10)
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("test accuracy %")
+        ax.set_ylim(bottom=max(0.0, min(ax.get_ylim()[1] - 40, ax.get_ylim()[0])))
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(verdicts) :]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=10, fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_doc(
+    verdicts: list[Verdict], points: dict[str, list[Point]], machine: str, commands: list[str]
+) -> None:
+    """Write the generated part of the doc (the part written by hand is kept) and the plot."""
+    plot(verdicts, points, PLOT)
+    extra = "".join(
+        f", plus {', '.join(f'{x:g}' for x in s.extra_lrs)} in {s.name}"
+        for s in SCENARIOS
+        if s.extra_lrs
+    )
+    parts = [
+        "# Rule validation: advisor's advice against grid-searched truth",
+        "",
+        f"Generated by {commands_line(commands)} (raw figures: [`benchmarks/validation.json`](benchmarks/validation.json); "
+        "redraw without re-running: `python benchmarks/validate_rules.py --from-json docs/benchmarks/validation.json`).",
+        "",
+        f"**Machine:** {machine}.",
+        "",
+        "**Method.** Each scenario's profile is measured by `advisor.profile_model` (what "
+        "`advisor tune` does) and given to `advisor.recommend`. The truth: a grid over every "
+        f"registered optimizer x learning rate ({', '.join(f'{x:g}' for x in validation_grid.LRS)}{extra}; L-BFGS "
+        f"{', '.join(f'{x:g}' for x in validation_grid.LBFGS_LRS)}; Muon {', '.join(f'{x:g}' for x in validation_grid.MUON_LRS)}) "
+        f"x momentum ({', '.join(f'{x:g}' for x in validation_grid.MOMENTA)}; "
+        f"SGD with momentum and Nesterov); learning-rate-free Prodigy at its defaults (lr 1) x its "
+        f"one knob d_coef ({', '.join(f'{x:g}' for x in validation_grid.KNOB_VALUES)}; shown in the lr columns); "
+        "Schedule-Free AdamW with its own warmup-then-constant schedule, every other point with a "
+        "constant learning rate; Muon only where the model has a hidden 2-D weight. Every point "
+        f"trained on {len(validation_grid.SEEDS)} seeds (weights "
+        "and minibatch order, shared by all points: comparisons are paired). Validation picks "
+        "each optimizer's best point (mean over the seeds), as a user would; the held-out test "
+        "set judges it (picking and judging on the same numbers would favour optimizers with "
+        "more grid points). A diverged run counts as a guess. *Tied* means a paired t-test "
+        f"over the seeds cannot tell it from the best (p >= {TIED_P}). Under a tight budget an "
+        "optimizer's score is instead the expected test accuracy of the best (by validation) "
+        "of 3 learning rates drawn from its recommended range, other hyperparameters at their "
+        "defaults: what 3 trials find.",
+        "",
+        summary_table(verdicts),
+        "",
+        f"![test accuracy against learning rate]({PLOT.relative_to(DOC.parent).as_posix()})",
+        "",
+        "Solid lines: advisor's top 3; dotted: the others. Hollow circles: points that "
+        "`--prune` trained on the first seed only (not scored; that seed's test accuracy).",
+        "",
+        "**Power** (issue 15). *MDD*: the minimal paired difference the seeds detect at 80 % "
+        "power (paired t-test, two-sided alpha 0.05, s_d: the median over the best against each "
+        "other optimizer). *Converged*: the best configuration's mean validation score rose by less than "
+        f"{validation_stats.CONVERGED_TOL * 100:g} pp over its last {validation_stats.CONVERGED_K} "
+        "epochs ('-': a fixed-budget scenario, or a grid saved without curves). *Seeds for 0.5 pp*: "
+        "the least seeds with MDD <= 0.5 pp at this s_d; *test examples*: the test-set size at "
+        "which the test set's own sampling noise of a difference (binomial, independent errors: "
+        "an upper bound) allows 0.5 pp (validation_stats.plan). `-defaults` rows: a "
+        "learning-rate-free method at its defaults.",
+        "",
+        power_table(verdicts),
+        "",
+        "**Generalization.** Held out from rule changes, chosen before their results existed "
+        f"(benchmarks/scenarios, HELD_OUT): {', '.join(HELD_OUT)}.",
+        "",
+        generalization(verdicts, HELD_OUT),
+        "",
+        rule_coverage(verdicts),
+        "",
+    ]
+    for v in verdicts:
+        image = PLOTS / f"{v.scenario}.png"
+        plot_scenario(v, image)
+        parts += [
+            f"## {v.scenario}",
+            "",
+            f"![{v.scenario}: test score per optimizer with 95 % CI]({image.relative_to(DOC.parent).as_posix()})",
+            "",
+            f"{v.what[0].upper()}{v.what[1:]}. Profile: {v.profile}. Rules fired: {', '.join(f'`{r}`' for r in v.fired)}. "
+            f"Wall: {v.wall_s:.0f} s.",
+            "",
+            detail_table(v),
+            "",
+        ]
+    write_keeping_hand_part(DOC, "\n".join(parts))

@@ -13,7 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import ablation  # noqa: E402
 import scenarios  # noqa: E402
-import validate_rules  # noqa: E402
+import validation_grid  # noqa: E402
+import validation_judge  # noqa: E402
 
 import advisor  # noqa: E402
 
@@ -31,40 +32,40 @@ def test_expected_best_of_draws_matches_enumeration(draws: int) -> None:
 
     brute_max = statistics.mean(max(val[i] for i in p) for p in picks)
     brute_test = statistics.mean(test[pick(p)] for p in picks)
-    assert validate_rules.expected_best_of(val, val, draws) == pytest.approx(brute_max)
-    assert validate_rules.expected_best_of(test, val, draws) == pytest.approx(brute_test)
+    assert validation_judge.expected_best_of(val, val, draws) == pytest.approx(brute_max)
+    assert validation_judge.expected_best_of(test, val, draws) == pytest.approx(brute_test)
 
 
 def test_the_grid_covers_every_optimizer_and_lbfgs_only_at_full_batch_rates() -> None:
-    grid = validate_rules.grid()
+    grid = validation_grid.grid()
     assert {name for name, _ in grid} == set(advisor.list_optimizers())
-    assert {h["lr"] for name, h in grid if name == "lbfgs"} == set(validate_rules.LBFGS_LRS)
-    assert {h["momentum"] for name, h in grid if name == "nesterov"} == set(validate_rules.MOMENTA)
+    assert {h["lr"] for name, h in grid if name == "lbfgs"} == set(validation_grid.LBFGS_LRS)
+    assert {h["momentum"] for name, h in grid if name == "nesterov"} == set(validation_grid.MOMENTA)
     # learning-rate-free: its defaults plus its one knob, never an lr
     prodigy = [h for name, h in grid if name == "prodigy"]
     assert (
-        prodigy == [{"d_coef": k} for k in validate_rules.KNOB_VALUES]
+        prodigy == [{"d_coef": k} for k in validation_grid.KNOB_VALUES]
         and {"d_coef": 1.0} in prodigy
     )
-    assert {h["lr"] for name, h in grid if name == "muon"} == set(validate_rules.MUON_LRS)
-    assert validate_rules._schedule("schedulefree") == "warmup_constant"
-    assert validate_rules._schedule("adam") == "constant"
+    assert {h["lr"] for name, h in grid if name == "muon"} == set(validation_grid.MUON_LRS)
+    assert validation_grid._schedule("schedulefree") == "warmup_constant"
+    assert validation_grid._schedule("adam") == "constant"
 
 
 def test_muon_is_left_out_where_the_model_has_no_hidden_weight() -> None:
     data = scenarios.digits()
     logistic = scenarios.logistic_regression(data)
-    assert not validate_rules.applies("muon", logistic, data)
-    assert validate_rules.applies("muon", None, data)  # the seed MLP: 2.weight is hidden
-    assert validate_rules.applies("adam", logistic, data)
+    assert not validation_grid.applies("muon", logistic, data)
+    assert validation_grid.applies("muon", None, data)  # the seed MLP: 2.weight is hidden
+    assert validation_grid.applies("adam", logistic, data)
 
 
-def _points(accuracies: dict[str, list[list[float]]]) -> list[validate_rules.Point]:
+def _points(accuracies: dict[str, list[list[float]]]) -> list[validation_grid.Point]:
     """Points at the grid's first learning rates; per optimizer, one list of 3 seeds per lr."""
     out = []
     for name, per_lr in accuracies.items():
-        for lr, acc in zip(validate_rules.LRS, per_lr):
-            out.append(validate_rules.Point(name, lr, None, acc, acc, 0))
+        for lr, acc in zip(validation_grid.LRS, per_lr):
+            out.append(validation_grid.Point(name, lr, None, acc, acc, 0))
     return out
 
 
@@ -78,13 +79,13 @@ def test_judge_counts_a_tied_optimizer_in_the_top_3_and_checks_lr_ranges() -> No
     # clearly worse than sgd (not tied), and best at lr 1.0, far above the Adam family's range
     acc[top[0]] = [bad] * 10 + [good]
     scenario = scenarios.Scenario("t", "test", scenarios.mnist_5k)
-    v = validate_rules.judge(scenario, _points(acc), profile, 0.0)
+    v = validation_judge.judge(scenario, _points(acc), profile, 0.0)
     assert v.best == "sgd" and top[0] not in v.tied and not v.hit
     assert v.scores[top[0]]["best_lr"] == 1.0 and v.lr_checks[top[0]] is False
     assert v.lr_checks[top[1]] is True  # all its points tie: some lie in its range
     # noisy seeds: top[0] can no longer be told apart from sgd -> tied -> a hit
     acc[top[0]] = [[0.99, 0.80, 0.97], bad]
-    v = validate_rules.judge(scenario, _points(acc), profile, 0.0)
+    v = validation_judge.judge(scenario, _points(acc), profile, 0.0)
     assert top[0] in v.tied and v.hit
 
 

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import scenarios  # noqa: E402
 import validate_rules  # noqa: E402
+import validation_grid  # noqa: E402
 import validation_report  # noqa: E402
 
 import advisor  # noqa: E402
@@ -30,7 +31,7 @@ BY_NAME = {s.name: s for s in scenarios.SCENARIOS}
 
 def _data_or_skip(s: scenarios.Scenario) -> advisor.Dataset:
     try:
-        return validate_rules.shrink(s.data(), rows=256)
+        return validation_grid.shrink(s.data(), rows=256)
     except (FileNotFoundError, ImportError) as e:  # a Debian package or statsmodels absent
         pytest.skip(f"{s.name}: its data is not on this machine: {e}")
 
@@ -47,7 +48,7 @@ def test_there_are_at_least_12_scenarios_and_the_held_out_ones_exist() -> None:
 def test_each_new_scenario_trains_one_epoch_on_a_tiny_slice(s: scenarios.Scenario) -> None:
     data = _data_or_skip(s)
     assert s.model is not None
-    task = validate_rules.task_keyword(s)
+    task = validation_grid.task_keyword(s)
     (result,) = train_members(
         [MemberConfig("adam", {"lr": 1e-3}, init_seed=0)],
         data,
@@ -125,7 +126,7 @@ def test_a_validated_field_that_is_not_a_list_of_names_is_refused(tmp_path: Path
     assert any("validated" in p for p in problems), problems
 
 
-#: the module globals main() sets (--smoke, --prune, the progress folder): restored after a test
+#: validation_grid's globals main() sets (--smoke, --prune, the progress folder): restored after a test
 GLOBALS = (
     "SEEDS",
     "LRS",
@@ -145,7 +146,7 @@ def test_the_smoke_pipeline_runs_end_to_end(
 ) -> None:
     """``--smoke --only`` on the fastest real scenario: profile, tiny grid, judge, save."""
     for name in GLOBALS:
-        monkeypatch.setattr(validate_rules, name, getattr(validate_rules, name))
+        monkeypatch.setattr(validation_grid, name, getattr(validation_grid, name))
     out = tmp_path / "smoke.json"
     validate_rules.main(
         ["--smoke", "--prune", "1", "--only", "logistic-l2-digits", "--no-doc", "--json", str(out)]
@@ -162,7 +163,7 @@ def test_the_smoke_pipeline_runs_end_to_end(
     # the points pruned after seed 1 keep that seed: nothing trained is thrown away
     pruned = [p for p in points if p["pruned"]]
     assert pruned and all(len(p["val"]) == len(p["curves"]) == 1 for p in pruned)
-    grid = validate_rules.grid(optimizers=sorted({p["optimizer"] for p in points}))
+    grid = validation_grid.grid(optimizers=sorted({p["optimizer"] for p in points}))
     assert len(points) == len(grid)
 
 
@@ -176,7 +177,7 @@ def test_full_batch_optimizers_train_the_capped_epochs_in_grid_order() -> None:
         MemberConfig(n, {"lr": lr}, init_seed=0)
         for n, lr in (("adam", 1e-2), ("lbfgs", 1.0), ("sgd", 0.1))
     ]
-    results = validate_rules._train(s, configs, data, s.epochs, 0, s.model(data), {})
+    results = validation_grid._train(s, configs, data, s.epochs, 0, s.model(data), {})
     assert [r.config.optimizer for r in results] == ["adam", "lbfgs", "sgd"]
     assert [r.epochs_run for r in results] == [2, 1, 2]
 
@@ -187,15 +188,15 @@ def test_a_grid_stopped_mid_seed_resumes_where_it_stopped(
     """A run stopped after some chunks leaves its progress; run again, it trains only what
     is left and saves the grid an uninterrupted run saves (real training, no dropout)."""
     for name in GLOBALS:
-        monkeypatch.setattr(validate_rules, name, getattr(validate_rules, name))
-    monkeypatch.setattr(validate_rules, "CHUNK_MODEL", 8)
+        monkeypatch.setattr(validation_grid, name, getattr(validation_grid, name))
+    monkeypatch.setattr(validation_grid, "CHUNK_MODEL", 8)
     args = ["--smoke", "--prune", "1", "--only", "logistic-l2-digits", "--no-doc"]
     whole, stopped = tmp_path / "whole.json", tmp_path / "stopped.json"
     validate_rules.main([*args, "--json", str(whole)])
     assert not (tmp_path / "whole-progress").exists()  # next to --json; gone once complete
     args += ["--progress", str(tmp_path / "shared")]
 
-    train, calls = validate_rules._train, []
+    train, calls = validation_grid._train, []
 
     def stop_after_three(*a: object, **k: object) -> object:
         calls.append(1)
@@ -203,7 +204,7 @@ def test_a_grid_stopped_mid_seed_resumes_where_it_stopped(
             raise KeyboardInterrupt  # the user's Ctrl-C, mid seed
         return train(*a, **k)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(validate_rules, "_train", stop_after_three)
+    monkeypatch.setattr(validation_grid, "_train", stop_after_three)
     with pytest.raises(KeyboardInterrupt):
         validate_rules.main([*args, "--json", str(stopped)])
     progress = tmp_path / "shared" / "logistic-l2-digits.json"
@@ -213,7 +214,7 @@ def test_a_grid_stopped_mid_seed_resumes_where_it_stopped(
 
     trained = []
     monkeypatch.setattr(
-        validate_rules,
+        validation_grid,
         "_train",
         lambda s, configs, *a: trained.extend(configs) or train(s, configs, *a),
     )
@@ -221,7 +222,7 @@ def test_a_grid_stopped_mid_seed_resumes_where_it_stopped(
     assert "resuming at seed 1/2, 24/" in capsys.readouterr().err
     a, b = (json.loads(f.read_text())["points"]["logistic-l2-digits"] for f in (whole, stopped))
     assert a == b
-    n_first = len(validate_rules.grid(optimizers=list(dict.fromkeys(p["optimizer"] for p in a))))
+    n_first = len(validation_grid.grid(optimizers=list(dict.fromkeys(p["optimizer"] for p in a))))
     n_scored = sum(not p["pruned"] for p in a)
     assert len(trained) == n_first - 24 + n_scored  # the rest of seed 1, then seed 2
     assert not progress.exists()  # the grid is complete: its progress is gone
@@ -276,8 +277,8 @@ def test_the_saved_grids_judged_by_todays_rules_are_what_the_doc_reports() -> No
     exactly the scenarios where it fires and advisor's top 3 holds the best or a tie."""
     saved = json.loads(validate_rules.RAW.read_text())
     verdicts = validate_rules.rejudge(saved)
-    doc = validate_rules.DOC.read_text()
-    assert validate_rules.summary_table(verdicts) in doc, (
+    doc = validation_report.DOC.read_text()
+    assert validation_report.summary_table(verdicts) in doc, (
         "a rule changed since docs/VALIDATION.md was written: redraw it with "
         "python benchmarks/validate_rules.py --from-json docs/benchmarks/validation.json"
     )

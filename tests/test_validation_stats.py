@@ -12,7 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import validate_rules  # noqa: E402
+import validation_grid  # noqa: E402
+import validation_judge  # noqa: E402
 import validation_report  # noqa: E402
 import validation_stats as vs  # noqa: E402
 
@@ -86,9 +87,9 @@ def test_convergence_is_under_a_tenth_of_a_point_over_the_last_k_epochs() -> Non
     assert not vs.converged([*flat, 0.8025])
 
 
-def _saved_verdicts() -> list[validate_rules.Verdict]:
+def _saved_verdicts() -> list[validation_judge.Verdict]:
     saved = json.loads((ROOT / "docs" / "benchmarks" / "validation.json").read_text())
-    return [validate_rules.Verdict(**v) for v in saved["verdicts"]]
+    return [validation_judge.Verdict(**v) for v in saved["verdicts"]]
 
 
 def test_the_saved_grids_still_load_and_the_report_parts_render(tmp_path: Path) -> None:
@@ -127,16 +128,16 @@ def test_judge_reports_power_tie_size_and_convergence() -> None:
         curve = [[0.5, 0.7, *[a] * 6] for a in acc]
         lr = 1.0 if advisor.get_optimizer_info(name).lr_free else 1e-3
         d_coef = 1.0 if advisor.get_optimizer_info(name).lr_free else None
-        points.append(validate_rules.Point(name, lr, None, acc, acc, 0, d_coef, curve))
+        points.append(validation_grid.Point(name, lr, None, acc, acc, 0, d_coef, curve))
     s = scenarios.Scenario("t", "test", scenarios.mnist_5k, seeds=4)
-    v = validate_rules.judge(s, points, profile, 0.0)
+    v = validation_judge.judge(s, points, profile, 0.0)
     assert v.converged is True and v.best == v.tied[0] and len(v.tied) < len(v.scores)
     assert 0 < v.mdd < 0.05 and v.plan["test_size"] == 1000
-    assert "prodigy" + validate_rules.DEFAULTS_SUFFIX in v.scores
+    assert "prodigy" + validation_judge.DEFAULTS_SUFFIX in v.scores
 
 
 def test_prune_keeps_each_optimizers_best_points_per_momentum() -> None:
-    P = validate_rules.Point
+    P = validation_grid.Point
     points = [
         P("adam", 1e-3, None, [0.5], [0.5], 0),
         P("adam", 1e-2, None, [0.9], [0.9], 0),
@@ -145,23 +146,23 @@ def test_prune_keeps_each_optimizers_best_points_per_momentum() -> None:
         P("momentum", 1e-1, 0.9, [0.8], [0.8], 0),
         P("momentum", 1e-2, 0.5, [0.4], [0.4], 0),
     ]
-    assert validate_rules.prune(points, 1) == [1, 4, 5]
-    assert validate_rules.prune(points, 2) == [1, 2, 3, 4, 5]
+    assert validation_grid.prune(points, 1) == [1, 4, 5]
+    assert validation_grid.prune(points, 2) == [1, 2, 3, 4, 5]
     # a learning-rate-free method's defaults stay whatever their first seed: their own row
     prodigy = [
         P("prodigy", 1.0, None, [v], [v], 0, d) for d, v in ((0.5, 0.9), (1.0, 0.1), (2.0, 0.8))
     ]
-    assert validate_rules.prune(points + prodigy, 1) == [1, 4, 5, 6, 7]
+    assert validation_grid.prune(points + prodigy, 1) == [1, 4, 5, 6, 7]
 
 
 def test_a_pruned_point_is_kept_but_never_scored() -> None:
     """A point --prune dropped after its first seed keeps that seed (for the curves), but
     its one-seed mean, however high, is not the optimizer's pick: the scored points are."""
-    P = validate_rules.Point
+    P = validation_grid.Point
     points = [
         P("adam", 1e-3, None, [0.80, 0.81, 0.79], [0.78, 0.80, 0.79], 0),
         P("adam", 1e-2, None, [0.95], [0.95], 0, pruned=True),
     ]
-    (score,) = validate_rules.optimizer_scores(points, {}, None).values()
+    (score,) = validation_judge.optimizer_scores(points, {}, None).values()
     assert score["best_lr"] == 1e-3 and score["tied_lrs"] == [1e-3]
     assert score["test"] == [0.78, 0.80, 0.79]

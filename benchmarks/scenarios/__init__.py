@@ -65,7 +65,7 @@ class Scenario:
     #: whether the truth wants the best configuration trained to convergence (False: the
     #: scenario is about a fixed short budget)
     converge: bool = True
-    #: seeds per grid point (None: validate_rules.SEEDS): validation_stats.plan's answer for
+    #: seeds per grid point (None: validation_grid.SEEDS): validation_stats.plan's answer for
     #: a 0.5 pp difference at the s_d of the saved grids' closest scenario (digits: 0.6 pp ->
     #: 14; fashion-mnist: 0.23 pp -> 4); 5 where no grid was close (re-plan after the run)
     seeds: int | None = None
