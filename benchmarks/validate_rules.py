@@ -99,6 +99,30 @@ def validate(
     return judge(s, points, profile, wall_before + time.perf_counter() - t0), points
 
 
+def unpaired(s: Scenario, kept: list[Point]) -> str | None:
+    """Why new points cannot join the ``kept`` points of the other optimizers (trained on
+    other seeds or for other epochs than the scenario asks now: no paired comparison), or
+    None. Saved grids without curves (before issue 15) are checked for seeds only."""
+    seeds = len(validation_grid.seeds_for(s))
+    epochs = 1 if validation_grid.SMOKE else s.epochs
+    scored = [p for p in kept if not p.pruned]
+    had = sorted({len(p.val) for p in scored})
+    if had and had != [seeds]:
+        return f"{'/'.join(map(str, had))} seed(s), the scenario asks {seeds}"
+    longest = max(
+        (
+            len(c)
+            for p in scored
+            if not advisor.get_optimizer_info(p.optimizer).full_batch
+            for c in p.curves
+        ),
+        default=0,
+    )
+    if longest and longest != epochs:
+        return f"{longest} epochs, the scenario asks {epochs}"
+    return None
+
+
 def combine(files: list[dict[str, Any]]) -> dict[str, Any]:
     """Saved grids of several runs as one (runs in parallel write one file each): a
     scenario in a later file replaces the earlier files'; commands and machines are kept."""
@@ -273,11 +297,24 @@ def main(argv: list[str] | None = None) -> None:
             saved_points = {k: [Point(**p) for p in ps] for k, ps in saved["points"].items()}
             saved_wall = {v["scenario"]: float(v["wall_s"]) for v in saved["verdicts"]}
             points = {k: ps for k, ps in saved_points.items() if k not in chosen}
+        kept_by = {
+            s.name: [p for p in saved_points.get(s.name, []) if only and p.optimizer not in only]
+            for s in SCENARIOS
+            if s.name in chosen
+        }
+        for s in SCENARIOS:  # before any training: a mismatch found late would waste hours
+            why = unpaired(s, kept_by[s.name]) if s.name in chosen else None
+            if why:
+                parser.error(
+                    f"--optimizers --merge: the saved grid of {s.name} was trained with {why}; "
+                    "new points would not pair with it. Run the whole scenario again "
+                    "(without --optimizers)."
+                )
         trained: dict[tuple[Any, ...], list[Point]] = {}
         for s in SCENARIOS:
             if s.name not in chosen:
                 continue
-            kept = [p for p in saved_points.get(s.name, []) if only and p.optimizer not in only]
+            kept = kept_by[s.name]
             try:
                 v, pts = validate(
                     s, True, only, kept, trained, saved_wall.get(s.name, 0.0) if kept else 0.0

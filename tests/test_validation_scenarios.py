@@ -228,6 +228,39 @@ def test_a_grid_stopped_mid_seed_resumes_where_it_stopped(
     assert not progress.exists()  # the grid is complete: its progress is gone
 
 
+def test_optimizers_join_a_saved_grid_only_on_its_seeds_and_epochs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--optimizers X --merge`` adds X's points beside the saved ones: fine on the same
+    seeds and epochs; refused (exit 2, before any training) when the scenario now asks for
+    others, which would leave the comparisons unpaired."""
+    for name in GLOBALS:
+        monkeypatch.setattr(validation_grid, name, getattr(validation_grid, name))
+    out = tmp_path / "grid.json"
+    args = ["--smoke", "--only", "logistic-l2-digits", "--no-doc", "--json", str(out)]
+    validate_rules.main(args)
+    add = [*args, "--optimizers", "prodigy", "--merge"]
+    validate_rules.main(add)  # the same seeds and epochs: joins
+    points = json.loads(out.read_text())["points"]["logistic-l2-digits"]
+    assert {len(p["val"]) for p in points} == {2}
+
+    def tampered(change: object) -> None:
+        saved = json.loads(out.read_text())
+        for p in saved["points"]["logistic-l2-digits"]:
+            change(p)  # type: ignore[operator]
+        out.write_text(json.dumps(saved))
+
+    tampered(lambda p: p["curves"][0].append(0.5))  # as if trained for 2 epochs
+    with pytest.raises(SystemExit) as e:
+        validate_rules.main(add)
+    assert e.value.code == 2
+    assert "trained with 2 epochs, the scenario asks 1" in capsys.readouterr().err
+    tampered(lambda p: (p["val"].append(0.5), p["test"].append(0.5)))  # as if on 3 seeds
+    with pytest.raises(SystemExit):
+        validate_rules.main(add)
+    assert "trained with 3 seed(s), the scenario asks 2" in capsys.readouterr().err
+
+
 def test_grids_saved_by_parallel_runs_combine_into_one() -> None:
     """Two runs, each with some scenarios (one in both: the later file's wins), combine to
     the saved grids of the committed file, in scenario order."""
