@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import ablation  # noqa: E402
 import scenarios  # noqa: E402
+import screening  # noqa: E402
 import validation_grid  # noqa: E402
 import validation_judge  # noqa: E402
 
@@ -138,3 +139,41 @@ def test_each_ablation_switch_turns_its_part_off_and_is_restored_after() -> None
     assert seen["no-population"][1] is False
     assert seen["single-seed-selection"][2] == {"finalists": 1}
     assert seen["no-rules"][2] == {"optimizers": advisor.list_optimizers()}
+
+
+def test_the_screen_replay_finds_a_slow_learning_rate_it_would_stop() -> None:
+    """Four Adam points over 8 epochs: the smallest learning rate starts last and ends
+    best. Looking at epoch 2 and finishing the best 3 stops it (a loss of 0.05); looking
+    at epoch 6 keeps it. A progress file in its first seed is read as a saved grid is."""
+    curves = {
+        1e-4: [0.10, 0.20, 0.40, 0.60, 0.80, 0.88, 0.90, 0.95],  # slow, best at the end
+        1e-3: [0.50, 0.70, 0.80, 0.85, 0.88, 0.89, 0.90, 0.90],
+        1e-2: [0.60, 0.75, 0.80, 0.82, 0.83, 0.84, 0.85, 0.85],
+        1e-1: [0.55, 0.65, 0.70, 0.70, 0.70, 0.70, 0.70, 0.70],
+    }
+    progress = {
+        "seed_index": 0,
+        "specs": [("adam", {"lr": lr}) for lr in curves],
+        "current": [{"val": c[-1], "curve": c, "ok": True} for c in curves.values()],
+    }
+    groups = screening.first_seed(progress, None)
+    saved = {
+        "points": {
+            "x": [
+                {
+                    "optimizer": "adam",
+                    "lr": lr,
+                    "momentum": None,
+                    "d_coef": None,
+                    "val": [c[-1]],
+                    "curves": [c],
+                }
+                for lr, c in curves.items()
+            ]
+        }
+    }
+    assert screening.first_seed(saved, "x") == groups
+    stopped, total, lost = screening.replay(groups, at_epoch=2, keep=3)
+    assert (stopped, total) == (1, 4)
+    assert lost == ["adam: best 0.0001 lost, kept 0.001, 0.05 worse"]
+    assert screening.replay(groups, at_epoch=6, keep=3) == (1, 4, [])
