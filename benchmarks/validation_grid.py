@@ -13,7 +13,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,6 @@ SMOKE = False
 
 def shrink(data: advisor.Dataset, rows: int = SMOKE_ROWS) -> advisor.Dataset:
     """The first ``rows`` training rows and ``rows // 2`` of validation and test."""
-    from dataclasses import replace
-
     half = rows // 2
     return replace(
         data,
