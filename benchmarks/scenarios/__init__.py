@@ -124,7 +124,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "a 16-layer plain ReLU MLP with an amplifying init on mnist-5k (exploding gradients, measured)",
         mnist_5k,
         deep_plain_mlp(),
-        epochs=20,
+        # 20 epochs did not converge (10 seeds: the best rose 0.85 pp in its last 5)
+        epochs=40,
         seeds=10,
     ),
     Scenario(
