@@ -14,8 +14,10 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_a_20s_budget_ends_within_25s_and_says_where_the_time_went(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "advisor", "tune", "--budget", "20s", "--out", str(tmp_path)]
+def test_a_30s_budget_ends_within_35s_and_says_where_the_time_went(tmp_path: Path) -> None:
+    # 30 s, not 20: the suite runs in two processes (pytest -n 2), and beside the other one
+    # this run's setup alone took 12 s, too long for the smallest plan of a 20 s budget
+    cmd = [sys.executable, "-m", "advisor", "tune", "--budget", "30s", "--out", str(tmp_path)]
     cmd += ["--quiet", "--format", "json", "--device", "cpu"]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -25,7 +27,7 @@ def test_a_20s_budget_ends_within_25s_and_says_where_the_time_went(tmp_path: Pat
     too_small = [n for n in result["notes"] if "is too small for this run here" in n]
     if too_small:  # a machine this loaded cannot hold even the smallest plan: no bound to keep
         pytest.skip(too_small[0])
-    assert wall <= 20 + 5, f"the run took {wall:.1f}s for a 20s budget"
+    assert wall <= 30 + 5, f"the run took {wall:.1f}s for a 30s budget"
     budget = result["budget"]
     t = result["trials"]
     finished = t["complete"] + t["pruned"] + t["diverged"]

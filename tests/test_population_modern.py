@@ -130,15 +130,23 @@ def test_muon_members_follow_torch_exactly_for_120_steps(small: Dataset) -> None
 
 
 def test_float32_default_path_tracks_the_reference(small: Dataset) -> None:
-    """The production path (float32, oneDNN) stays close to the real optimizers."""
+    """The production path (float32, oneDNN) stays close to the real optimizers.
+
+    Prodigy gets more room: the real Prodigy's own float32 run moves with the thread count
+    (its step size is a running maximum of estimates, so one rounding difference can change
+    a step). Between one torch thread and two its validation loss moved by 2.8e-3 and its
+    weights by 2.9e-2, while the population's did not move; at two threads the two agree
+    to 5e-7. The float64 tests above check exactness.
+    """
     configs = [CONFIGS[i] for i in (1, 3, 5, 7)]
     run = train_population(configs, small, epochs=EPOCHS, batch_size=BATCH)
     for config, result in zip(configs, run.results):
+        loss_rel, weight_rel = (6e-3, 6e-2) if config.optimizer == "prodigy" else (2e-3, 1e-2)
         ref = train_reference(config, small, epochs=EPOCHS, batch_size=BATCH)
-        assert result.val_loss == pytest.approx(ref.result.val_loss, rel=2e-3), config.key
+        assert result.val_loss == pytest.approx(ref.result.val_loss, rel=loss_rel), config.key
         mine = run.population.state_dict(config.key)
         for name, tensor in ref.model.state_dict().items():
-            assert relative_error(mine[name], tensor) < 1e-2, (config.key, name)
+            assert relative_error(mine[name], tensor) < weight_rel, (config.key, name)
 
 
 def test_schedule_free_members_are_evaluated_at_the_average(small: Dataset) -> None:
