@@ -174,7 +174,9 @@ def save(
                 "machine": machine,
                 "commands": commands,
                 "verdicts": [asdict(v) for v in verdicts],
-                "points": {k: [asdict(p) for p in ps] for k, ps in points.items()},
+                "points": {  # in scenario order, as the verdicts: stable diffs
+                    k: [asdict(p) for p in points[k]] for k in sorted(points, key=order.index)
+                },
             },
             indent=1,
         )
