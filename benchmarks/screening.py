@@ -44,10 +44,9 @@ def first_seed(saved: dict[str, Any], scenario: str | None) -> Groups:
     else:
         points = saved["points"][scenario]
     for p in points:
-        if not p["curves"] or not p["curves"][0]:
-            continue
         knob = p["lr"] if p.get("d_coef") is None else p["d_coef"]
-        groups[(p["optimizer"], p["momentum"])].append((knob, p["val"][0], p["curves"][0]))
+        curve = p["curves"][0] if p["curves"] else []  # empty: diverged, or saved before curves
+        groups[(p["optimizer"], p["momentum"])].append((knob, p["val"][0], curve))
     return groups
 
 
