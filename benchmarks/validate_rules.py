@@ -104,7 +104,7 @@ def unpaired(s: Scenario, kept: list[Point]) -> str | None:
     other seeds or for other epochs than the scenario asks now: no paired comparison), or
     None. Saved grids without curves (before issue 15) are checked for seeds only."""
     seeds = len(validation_grid.seeds_for(s))
-    epochs = 1 if validation_grid.SMOKE else s.epochs
+    epochs = validation_grid.epochs_for(s)
     scored = [p for p in kept if not p.pruned]
     had = sorted({len(p.val) for p in scored})
     if had and had != [seeds]:
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
             if s.name in chosen
         }
         for s in SCENARIOS:  # before any training: a mismatch found late would waste hours
-            why = unpaired(s, kept_by[s.name]) if s.name in chosen else None
+            why = unpaired(s, kept_by[s.name]) if s.name in kept_by else None
             if why:
                 parser.error(
                     f"--optimizers --merge: the saved grid of {s.name} was trained with {why}; "

@@ -44,6 +44,11 @@ def seeds_for(s: Scenario) -> tuple[int, ...]:
     return tuple(SEEDS[0] + i for i in range(n))
 
 
+def epochs_for(s: Scenario) -> int:
+    """The epochs each grid point trains (1 with --smoke)."""
+    return 1 if SMOKE else s.epochs
+
+
 def smoke() -> None:
     """Shrink every grid constant for a smoke run (the pipeline end to end in seconds)."""
     global SEEDS, LRS, LBFGS_LRS, MUON_LRS, KNOB_VALUES, MOMENTA, SMOKE
@@ -141,7 +146,7 @@ def run_grid(
     names = [n for n in optimizers or advisor.list_optimizers() if applies(n, factory, data)]
     specs = grid(s.extra_lrs, names)
     seeds = seeds_for(s)
-    epochs = 1 if SMOKE else s.epochs
+    epochs = epochs_for(s)
     key = validation_checkpoint.fingerprint(
         specs=specs,
         seeds=seeds,

@@ -63,13 +63,13 @@ def postgres_url() -> Iterator[str]:
         yield url
         return
     # one per test process (pytest-xdist runs several): a free port and a folder of its own
-    port = _free_port()
+    port = free_port()
     pg_dir = f"/tmp/advisor-pg-tests-{os.getpid()}-{port}"
     yield postgres_up(pg_dir, port)
     postgres_down(pg_dir)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -110,7 +110,7 @@ class Cluster:
 def own_postgres() -> Iterator[Cluster]:
     """A PostgreSQL cluster of the test's own, on a free port: stopping or restarting it does
     not disturb the shared server other tests use."""
-    port = _free_port()
+    port = free_port()
     pg_dir = f"/tmp/advisor-pg-own-{os.getpid()}-{port}"
     url = postgres_up(pg_dir, port)
     yield Cluster(url, pg_dir)
