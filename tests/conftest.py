@@ -70,6 +70,7 @@ def postgres_url() -> Iterator[str]:
 
 
 def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on when asked."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
