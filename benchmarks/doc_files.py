@@ -15,9 +15,25 @@ def write_keeping_hand_part(path: Path, generated: str) -> None:
     path.write_text(generated.rstrip("\n") + "\n\n" + kept)
 
 
+#: Up to this many commands are named inline; a longer history is counted there and
+#: listed in its own section (:func:`commands_section`), so the doc opens readably.
+INLINE_COMMANDS = 2
+RUNS_HEADING = "Runs that made these figures"
+
+
 def commands_line(commands: list[str]) -> str:
-    """The commands that made a doc's figures, in order: `a` then `b`."""
-    return " then ".join(f"`{c}`" for c in commands)
+    """The commands that made a doc's figures, in order: `a` then `b`; beyond
+    ``INLINE_COMMANDS``, their count and where :func:`commands_section` lists them."""
+    if len(commands) <= INLINE_COMMANDS:
+        return " then ".join(f"`{c}`" for c in commands)
+    return f"{len(commands)} runs, listed in order under *{RUNS_HEADING}* below"
+
+
+def commands_section(commands: list[str]) -> str:
+    """The numbered list that :func:`commands_line` points to ('' when it names them inline)."""
+    if len(commands) <= INLINE_COMMANDS:
+        return ""
+    return f"## {RUNS_HEADING}\n\n" + "\n".join(f"{i}. `{c}`" for i, c in enumerate(commands, 1))
 
 
 def write_section(path: Path, name: str, script: str, text: str) -> None:

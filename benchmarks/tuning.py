@@ -38,7 +38,7 @@ from typing import Any
 import optuna
 import torch
 import torch.nn.functional as F
-from doc_files import commands_line, write_keeping_hand_part
+from doc_files import commands_line, commands_section, write_keeping_hand_part
 from machine import describe
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -354,6 +354,7 @@ def write_doc(rows: list[Row], machine: str, commands: list[str], conditions: st
         machine=machine + (f"; {conditions}" if conditions else ""),
         quality=time_to_quality(rows),
         command=commands_line(commands),
+        runs=commands_section(commands),
         table=table(rows),
         summary=summary(rows),
         plot=PLOT.relative_to(DOC.parent).as_posix(),
@@ -418,6 +419,8 @@ Every run:
 {table}
 
 ![test accuracy against budget]({plot})
+
+{runs}
 """
 
 

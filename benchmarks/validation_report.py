@@ -17,7 +17,7 @@ from typing import Any
 
 import validation_grid
 import validation_stats
-from doc_files import commands_line, write_keeping_hand_part
+from doc_files import commands_line, commands_section, write_keeping_hand_part
 from scenarios import HELD_OUT, SCENARIOS
 from validation_grid import Point
 from validation_judge import TIED_P, Verdict
@@ -351,4 +351,5 @@ def write_doc(
             detail_table(v),
             "",
         ]
+    parts.append(commands_section(commands))
     write_keeping_hand_part(DOC, "\n".join(parts))

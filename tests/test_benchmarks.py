@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import ablation  # noqa: E402
+import doc_files  # noqa: E402
 import scenarios  # noqa: E402
 import screening  # noqa: E402
 import validation_grid  # noqa: E402
@@ -177,3 +178,15 @@ def test_the_screen_replay_finds_a_slow_learning_rate_it_would_stop() -> None:
     assert (stopped, total) == (1, 4)
     assert lost == ["adam: best 0.0001 lost, kept 0.001, 0.05 worse"]
     assert screening.replay(groups, at_epoch=6, keep=3) == (1, 4, [])
+
+
+def test_a_long_run_history_is_counted_up_top_and_listed_in_order_below() -> None:
+    two = ["python b.py", "python b.py --merge"]
+    assert doc_files.commands_line(two) == "`python b.py` then `python b.py --merge`"
+    assert doc_files.commands_section(two) == ""
+    three = [*two, "python b.py --only x"]
+    line = doc_files.commands_line(three)
+    assert line.startswith("3 runs") and doc_files.RUNS_HEADING in line
+    section = doc_files.commands_section(three).splitlines()
+    assert section[0] == f"## {doc_files.RUNS_HEADING}"
+    assert section[2:] == [f"{i}. `{c}`" for i, c in enumerate(three, 1)]
