@@ -166,3 +166,17 @@ def test_a_pruned_point_is_kept_but_never_scored() -> None:
     (score,) = validation_judge.optimizer_scores(points, {}, None).values()
     assert score["best_lr"] == 1e-3 and score["tied_lrs"] == [1e-3]
     assert score["test"] == [0.78, 0.80, 0.79]
+
+
+def test_the_widest_gap_in_the_tie_set_skips_the_defaults_rows() -> None:
+    v = _saved_verdicts()[0]
+
+    def row(mean_test: float) -> dict[str, object]:
+        return {**v.scores[v.best], "mean_test": mean_test}
+
+    v.scores = {"a": row(0.90), "b": row(0.897), "c": row(0.893), "c-defaults": row(0.80)}
+    v.best, v.tied = "a", ["a", "b", "c", "c-defaults"]
+    assert validation_report.tie_gap(v) == pytest.approx(0.007)
+    assert validation_report.score(v, validation_report.tie_gap(v)) == "0.70"
+    v.tied = ["a"]
+    assert validation_report.tie_gap(v) == 0.0
