@@ -154,7 +154,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         "the 10,000 test images whole)",
         fashion_subset,
         small_cnn,
-        epochs=10,
+        # 10 epochs did not converge (5 seeds: the best peaked at the ninth, 0.17 pp above
+        # its first 5 epochs' best)
+        epochs=15,
         seeds=5,
         full_batch_epochs=2,
         # one run at a time, as `advisor tune` trains a model with convolutions on a CPU
