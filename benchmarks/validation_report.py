@@ -20,7 +20,7 @@ import validation_stats
 from doc_files import commands_line, commands_section, write_keeping_hand_part
 from scenarios import HELD_OUT, SCENARIOS
 from validation_grid import Point
-from validation_judge import TIED_P, Verdict
+from validation_judge import DEFAULTS_SUFFIX, TIED_P, Verdict
 
 import advisor
 from advisor.knowledge.rules import load_rules
@@ -44,18 +44,22 @@ def score(v: Any, x: float) -> str:
     return _pp(x)
 
 
+def tied_optimizers(v: Any) -> list[str]:
+    """The optimizers tied with the best (a ``-defaults`` row repeats its optimizer: left out)."""
+    return [n for n in v.tied if not n.endswith(DEFAULTS_SUFFIX)]
+
+
 def tie_size(v: Any) -> int:
-    """The optimizers tied with the best (a ``-defaults`` row repeats its optimizer: not counted)."""
-    return len([n for n in v.tied if not n.endswith("-defaults")])
+    """How many optimizers are tied with the best (:func:`tied_optimizers`)."""
+    return len(tied_optimizers(v))
 
 
 def tie_gap(v: Any) -> float:
-    """How far below the best the weakest member of its tie set scores (its unit: pp, or
-    MSE for a regression; ``-defaults`` rows not counted, as in :func:`tie_size`). Below
-    0.5 pp, every optimizer 0.5 pp or more behind the best was told apart from it: issue
-    15's power goal, read off the data."""
+    """How far below the best the weakest of :func:`tied_optimizers` scores (its unit: pp,
+    or MSE for a regression). Below 0.5 pp, every optimizer 0.5 pp or more behind the best
+    was told apart from it: issue 15's power goal, read off the data."""
     best = v.scores[v.best]["mean_test"]
-    return max(best - v.scores[n]["mean_test"] for n in v.tied if not n.endswith("-defaults"))
+    return max(best - v.scores[n]["mean_test"] for n in tied_optimizers(v))
 
 
 def plot_scenario(v: Any, path: Path) -> Path:
