@@ -339,3 +339,18 @@ def test_write_validated_rewrites_only_the_lists_that_changed(tmp_path: Path) ->
     assert validation_report.write_validated(rules, tmp_path / "rules") == [target]
     assert path.read_text() == original
     assert validation_report.write_validated(rules, tmp_path / "rules") == []
+
+
+def test_a_missing_word_list_names_the_debian_package_that_installs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scenarios.text, "DICT", tmp_path)
+    scenarios.text.language_words.cache_clear()
+    try:
+        with pytest.raises(scenarios.text.MissingData, match="apt-get install wamerican$"):
+            scenarios.text.language_words(per_language=5)
+        (tmp_path / "american-english").write_text("cat\n")
+        with pytest.raises(scenarios.text.MissingData, match="apt-get install wngerman$"):
+            scenarios.text.language_words(per_language=5)
+    finally:
+        scenarios.text.language_words.cache_clear()

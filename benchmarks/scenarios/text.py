@@ -34,7 +34,17 @@ from torch import nn
 from advisor.data.dataset import Dataset
 
 DICT = Path("/usr/share/dict")
-LANGUAGES = ("american-english", "ngerman", "french", "spanish", "italian", "portuguese", "dutch")
+#: each word list under /usr/share/dict and the Debian package that installs it
+WORD_LISTS = {
+    "american-english": "wamerican",
+    "ngerman": "wngerman",
+    "french": "wfrench",
+    "spanish": "wspanish",
+    "italian": "witalian",
+    "portuguese": "wportuguese",
+    "dutch": "wdutch",
+}
+LANGUAGES = tuple(WORD_LISTS)
 FORTUNES = Path("/usr/share/games/fortunes")
 TOPICS = (
     "people",
@@ -88,7 +98,7 @@ def language_words(per_language: int = 10_000, seed: int = 0) -> tuple[list[str]
     for lang in LANGUAGES:
         words = {
             w.strip().lower()
-            for w in _read(DICT / lang, "w" + lang.split("-")[-1]).splitlines()
+            for w in _read(DICT / lang, WORD_LISTS[lang]).splitlines()
             if "'" not in w
         }
         lists.append({w for w in words if 3 <= len(w) <= MAX_CHARS})
