@@ -13,16 +13,18 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import validation_checkpoint
+import validation_stats
 from scenarios import Scenario
 
 import advisor
 from advisor.data.task import Task
-from advisor.train import MemberConfig, train_members
+from advisor.train import EpochReport, MemberConfig, MemberResult, train_members
 from advisor.train.layout import model_layout
 
 SEEDS = (30_000, 30_001, 30_002)
@@ -95,6 +97,9 @@ class Point:
     #: curves (nothing computed is thrown away), but it is not scored: a one-seed mean is
     #: no match for the others' means, and its first seed ranked it out already
     pruned: bool = False
+    #: per seed, the epoch a run stopped at because its curve had converged (0: it ran them
+    #: all; only a scenario with ``stop_converged`` stops runs)
+    stopped_at: list[int] = field(default_factory=list)
 
     @property
     def mean_val(self) -> float:
@@ -158,6 +163,8 @@ def run_grid(
         rows=len(data.y_train),
         task=s.task,
         population=s.population,
+        # only where set, so that grids saved before the option keep their fingerprint
+        **({"stop_converged": True} if s.stop_converged else {}),
     )
     state = validation_checkpoint.load(PROGRESS_DIR, s.name, key)
     if state is None:
@@ -183,7 +190,7 @@ def run_grid(
         for start in range(len(state.current), len(configs), chunk):
             results = _train(s, configs[start : start + chunk], data, epochs, seed, factory, task)
             for r in results:
-                ok = r.status == "complete"
+                ok = r.status in ("complete", "stopped")
                 # a diverged run scores as a guess: that is what its model is worth
                 state.current.append(
                     {
@@ -191,6 +198,7 @@ def run_grid(
                         "test": r.test_accuracy if ok and r.test_accuracy is not None else chance,
                         "curve": [float(a) for a in r.val_accuracy],
                         "ok": ok,
+                        "stopped_at": r.epochs_run if r.status == "stopped" else 0,
                     }
                 )
             validation_checkpoint.save(PROGRESS_DIR, s.name, state)
@@ -205,6 +213,7 @@ def run_grid(
             p.val.append(run["val"])
             p.test.append(run["test"])
             p.curves.append(run["curve"])
+            p.stopped_at.append(run.get("stopped_at", 0))
             p.diverged += not run["ok"]
         # a tight budget's truth averages over every grid point of a range: never pruned
         if i == 0 and PRUNE_KEEP is not None and len(seeds) > 1 and s.lr_draws is None:
@@ -239,7 +248,7 @@ def _train(
     def run(chosen: list[MemberConfig], n_epochs: int) -> list[Any]:
         if not chosen:
             return []
-        return train_members(
+        results = train_members(
             chosen,
             data,
             epochs=n_epochs,
@@ -248,8 +257,10 @@ def _train(
             evaluate_test=True,
             model_factory=factory,
             max_population=s.population,
+            on_epoch=stop_when_converged() if s.stop_converged else None,
             **task,
         )
+        return [padded(r, n_epochs) for r in results]
 
     if s.full_batch_epochs is None or SMOKE:
         return run(configs, epochs)
@@ -257,6 +268,33 @@ def _train(
     rest = iter(run([c for c, f in zip(configs, full) if not f], epochs))
     capped = iter(run([c for c, f in zip(configs, full) if f], s.full_batch_epochs))
     return [next(capped) if f else next(rest) for f in full]
+
+
+def stop_when_converged() -> Callable[[EpochReport], list[Hashable]]:
+    """train_members' ``on_epoch`` that stops each run once its own validation curve has
+    converged (validation_stats.converged: the rule the judge applies to the best
+    configuration's mean curve)."""
+    curves: dict[Hashable, list[float]] = {}
+
+    def on_epoch(report: EpochReport) -> list[Hashable]:
+        stop = []
+        for key, score in report.val_accuracy.items():
+            curve = curves.setdefault(key, [])
+            curve.append(score)
+            if validation_stats.converged(curve):
+                stop.append(key)
+        return stop
+
+    return on_epoch
+
+
+def padded(r: MemberResult, epochs: int) -> MemberResult:
+    """A stopped run with its curve carried to ``epochs`` at its last score: its model no
+    longer changes (its test score is the stopped model's, train_members)."""
+    if r.status != "stopped" or not r.val_accuracy:
+        return r
+    rest = (r.val_accuracy[-1],) * (epochs - len(r.val_accuracy))
+    return replace(r, val_accuracy=r.val_accuracy + rest)
 
 
 #: --prune K: after the first seed keep only each optimizer's K best points (by validation;

@@ -176,6 +176,21 @@ def test_pruned_members_leave_the_others_unchanged(small: Dataset) -> None:
             assert relative_error(mine[name], tensor) <= 1e-5
 
 
+def test_a_stopped_member_is_tested_as_it_stopped(small: Dataset) -> None:
+    stop_b = lambda report: ["b"] if report.epoch == 1 else []  # noqa: E731
+    run = train_population(
+        PRUNE_CONFIGS, small, epochs=EPOCHS, batch_size=BATCH, on_epoch=stop_b, evaluate_test=True
+    )
+    b = next(r for r in run.results if r.key == "b")
+    one = train_population(
+        [PRUNE_CONFIGS[1]], small, epochs=1, batch_size=BATCH, evaluate_test=True
+    )
+    assert b.status == "stopped" and b.test_accuracy is not None
+    # the same member trained for exactly one epoch (a population of one: float noise only)
+    assert b.test_accuracy == pytest.approx(one.results[0].test_accuracy, abs=1 / len(small.y_test))
+    assert all(r.test_accuracy is not None for r in run.results)
+
+
 def test_a_diverging_member_is_dropped_and_the_others_complete(small: Dataset) -> None:
     reports: list[EpochReport] = []
     configs = [

@@ -74,7 +74,10 @@ def test_on_epoch_can_stop_the_member(small: Dataset) -> None:
     assert set(reports[0].val_accuracy) == {"m"}
     assert reports[1].elapsed_s >= reports[0].elapsed_s > 0
     assert result.status == "stopped" and result.epochs_run == 2
-    assert result.test_accuracy is None
+    # tested as it stopped: the same run trained for exactly 2 epochs
+    two = train_reference(MemberConfig("sgd", key="m"), small, epochs=2, evaluate_test=True)
+    assert result.test_accuracy is not None
+    assert result.test_accuracy == two.result.test_accuracy
 
 
 def test_unknown_keys_from_on_epoch_are_an_error(small: Dataset) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import scenarios  # noqa: E402
 import validate_rules  # noqa: E402
 import validation_grid  # noqa: E402
 import validation_report  # noqa: E402
+import validation_stats  # noqa: E402
 
 import advisor  # noqa: E402
 from advisor.cli import cli  # noqa: E402
@@ -354,3 +356,31 @@ def test_a_missing_word_list_names_the_debian_package_that_installs_it(
             scenarios.text.language_words(per_language=5)
     finally:
         scenarios.text.language_words.cache_clear()
+
+
+def test_a_run_stops_once_its_curve_has_converged_and_is_tested_as_it_stopped() -> None:
+    s = replace(BY_NAME["logistic-digits"], stop_converged=True, batch_size=128)
+    assert s.model is not None
+    data = validation_grid.shrink(s.data(), rows=256)  # scikit-learn's digits: always here
+    # lr 1e-5 barely moves the weights: the validation score is flat from the first epoch
+    slow = MemberConfig("sgd", {"lr": 1e-5}, init_seed=0)
+    (stopped,) = validation_grid._train(s, [slow], data, 12, 30_000, s.model(data), {})
+    k = validation_stats.CONVERGED_K
+    assert stopped.status == "stopped" and stopped.epochs_run == k + 1
+    assert len(stopped.val_accuracy) == 12  # carried to the grid's epochs at its last score
+    assert set(stopped.val_accuracy[k:]) == {stopped.val_accuracy[k]}
+    (same,) = train_members(
+        [slow],
+        data,
+        epochs=k + 1,
+        batch_size=128,
+        data_seed=30_000,
+        evaluate_test=True,
+        model_factory=s.model(data),
+    )
+    assert stopped.test_accuracy is not None and stopped.test_accuracy == same.test_accuracy
+    # without the option every run trains its epochs
+    (full,) = validation_grid._train(
+        replace(s, stop_converged=False), [slow], data, 8, 30_000, s.model(data), {}
+    )
+    assert full.status == "complete" and full.epochs_run == 8

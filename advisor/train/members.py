@@ -101,8 +101,8 @@ class MemberResult:
 
     ``status``: ``complete`` (ran every epoch), ``stopped`` (``on_epoch`` asked to stop it)
     or ``diverged`` (``reason`` says why). The metric tuples hold one value per completed
-    epoch (``epochs_run`` of them); ``test_accuracy`` is set for complete members when the
-    test set was asked for.
+    epoch (``epochs_run`` of them); ``test_accuracy`` is set for complete and stopped
+    members (a stopped one as it was when it stopped) when the test set was asked for.
     """
 
     key: Hashable

@@ -189,6 +189,11 @@ def run_epochs(
             running = [logs[key] for key in pop.keys]
             report = epoch_report(epoch, running, diverged, time.perf_counter() - t0)
             stop_keys = keys_to_stop(on_epoch(report), pop.keys, known)
+            if evaluate_test and stop_keys:  # a stopped member is tested as it stopped
+                accuracy, _ = pop.evaluate(data.x_test, data.y_test)
+                for key, acc in zip(pop.keys, accuracy):
+                    if key in stop_keys:
+                        logs[key].test_accuracy = acc
             drop({key: "stopped by on_epoch" for key in stop_keys}, "stopped")
         if pop.size == 0:
             break

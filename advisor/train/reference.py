@@ -277,6 +277,6 @@ def train_reference(
                 log.end("stopped", "stopped by on_epoch")
         if log.status != "complete":
             break
-    if evaluate_test and log.status == "complete":
+    if evaluate_test and log.status in ("complete", "stopped"):  # stopped: tested as it stopped
         log.test_accuracy, _ = evaluate_module(model, data.x_test.to(x_dtype), y_test, task)
     return ReferenceRun(log.result(), model)
