@@ -175,7 +175,7 @@ def save(
                 "commands": commands,
                 "verdicts": [asdict(v) for v in verdicts],
                 "points": {  # in scenario order, as the verdicts: stable diffs
-                    k: [asdict(p) for p in points[k]] for k in sorted(points, key=order.index)
+                    k: [p.to_dict() for p in points[k]] for k in sorted(points, key=order.index)
                 },
             },
             indent=1,

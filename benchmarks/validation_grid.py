@@ -101,6 +101,13 @@ class Point:
     #: all; only a scenario with ``stop_converged`` stops runs)
     stopped_at: list[int] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Its fields for the saved grid (``stopped_at`` only where a run stopped early)."""
+        d = asdict(self)
+        if not any(self.stopped_at):
+            del d["stopped_at"]
+        return d
+
     @property
     def mean_val(self) -> float:
         return statistics.mean(self.val)

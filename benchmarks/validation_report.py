@@ -62,6 +62,19 @@ def tie_gap(v: Any) -> float:
     return max(best - v.scores[n]["mean_test"] for n in tied_optimizers(v))
 
 
+def stopped_runs(points: Sequence[Point]) -> str:
+    """One sentence on the runs a ``stop_converged`` grid stopped early ("" when none did)."""
+    runs = [(at, len(curve)) for p in points for at, curve in zip(p.stopped_at, p.curves)]
+    stopped = [(at, n) for at, n in runs if at]
+    if not stopped:
+        return ""
+    share = sum(at for at, _ in stopped) / sum(n for _, n in stopped)
+    return (
+        f" Runs stopped once converged: {len(stopped)} of {len(runs)}, after "
+        f"{100 * share:.0f} % of their epochs on average."
+    )
+
+
 def plot_scenario(v: Any, path: Path) -> Path:
     """Each optimizer's test score (mean over the seeds, its 95 % t-interval), best first;
     advisor's top 3 in orange with their rank, the tie set with the best in bold."""
@@ -363,7 +376,7 @@ def write_doc(
             f"![{v.scenario}: test score per optimizer with 95 % CI]({image.relative_to(DOC.parent).as_posix()})",
             "",
             f"{v.what[0].upper()}{v.what[1:]}. Profile: {v.profile}. Rules fired: {', '.join(f'`{r}`' for r in v.fired)}. "
-            f"Wall: {v.wall_s:.0f} s.",
+            f"Wall: {v.wall_s:.0f} s.{stopped_runs(points.get(v.scenario, []))}",
             "",
             detail_table(v),
             "",

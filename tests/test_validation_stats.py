@@ -180,3 +180,16 @@ def test_the_widest_gap_in_the_tie_set_skips_the_defaults_rows() -> None:
     assert validation_report.score(v, validation_report.tie_gap(v)) == "0.70"
     v.tied = ["a"]
     assert validation_report.tie_gap(v) == 0.0
+
+
+def test_stopped_runs_counts_early_stops_against_the_grids_epochs() -> None:
+    flat = [0.5] * 10
+    stopped = validation_grid.Point("adam", 1e-3, None, [], [], 0, curves=[flat, flat])
+    stopped.stopped_at = [6, 0]  # seed 1 stopped after 6 of 10 epochs, seed 2 ran all 10
+    full = validation_grid.Point("sgd", 1e-2, None, [], [], 0, curves=[flat], stopped_at=[0])
+    old = validation_grid.Point("sgd", 1e-1, None, [], [], 0, curves=[flat])  # saved before
+    text = validation_report.stopped_runs([stopped, full, old])
+    assert text == " Runs stopped once converged: 1 of 3, after 60 % of their epochs on average."
+    assert validation_report.stopped_runs([full, old]) == ""
+    # the saved grid names stopped_at only where a run stopped (older grids stay as they were)
+    assert stopped.to_dict()["stopped_at"] == [6, 0] and "stopped_at" not in full.to_dict()
