@@ -176,11 +176,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         "a character GRU telling the language of a word (7 Debian word lists, 70,000 words)",
         word_characters,
         char_rnn("gru"),
-        epochs=12,
+        # 12 epochs did not converge (5 seeds: the best rose 1.5 pp in its last 5); 5 seeds
+        # detected 0.59 pp, the planner asks 7
+        epochs=40,
         batch_size=256,
-        seeds=5,
+        seeds=7,
         full_batch_epochs=2,
         overrides={"domain": "language"},
+        stop_converged=True,
     ),
     Scenario(
         "rnn-exploding-words",
