@@ -25,7 +25,7 @@ from advisor.data.dataset import Dataset
 from advisor.data.datasets import load_dataset
 from advisor.data.task import Task
 from advisor.knowledge.optimizers import list_optimizers
-from advisor.train import MemberConfig, train_members, train_reference
+from advisor.train import MemberConfig, routing, train_members, train_reference
 from advisor.train.func_fit import memory_population, vmap_problem
 from advisor.train.members import DIVERGENCE_FACTOR, divergence_reason, loss_limit
 from advisor.train.population_loop import train_func_population
@@ -233,12 +233,15 @@ def test_a_model_that_cannot_be_vmapped_falls_back(small: Dataset) -> None:
     assert "\n" not in reason
     assert vmap_problem(TinyGRU(), x, y) is None
     configs = [MemberConfig("adam", key="a"), MemberConfig("sgd", {"lr": 0.1}, key="s")]
+    routing._warned.clear()  # (another test may have warned about TinyLSTM already)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         results = train_members(configs, small, epochs=1, batch_size=64, model_factory=TinyLSTM)
+        # A study's next batch of trials: noted again, but not warned again.
+        again = train_members(configs[:1], small, epochs=1, batch_size=64, model_factory=TinyLSTM)
     lines = [str(w.message) for w in caught if "vmapped" in str(w.message)]
     assert len(lines) == 1 and lines[0].startswith("TinyLSTM: trained alone")
-    for r in results:
+    for r in [*results, *again]:
         assert r.status == "complete" and r.trainer == "reference"
         assert r.note is not None and r.note == lines[0].removeprefix("TinyLSTM: ")
 

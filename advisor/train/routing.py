@@ -19,6 +19,11 @@ from advisor.train.members import MemberConfig, MemberResult, OnEpoch, member_ke
 from advisor.train.population_loop import train_func_population, train_population
 from advisor.train.reference import as_device, build_model, train_reference
 
+# Warnings already given in this process. A study plans one batch of trials at a time, and
+# torch and Optuna reset the `warnings` module's own once-registry (`catch_warnings`), so
+# without this a user would read the same line once per batch.
+_warned: set[str] = set()
+
 
 def seed_task(task: Task | None) -> bool:
     """Whether the hand-written seed-MLP trainer serves ``task`` (cross-entropy, accuracy)."""
@@ -155,7 +160,7 @@ def _generic_plan(
     max_population: int | None,
 ) -> tuple[list[int], int, dict[int, str]]:
     """Which members train in the generic population, how many at once, and why the others
-    train alone (one line each, also warned once)."""
+    train alone (one line each, also warned once per process)."""
     if max_population == 1 or not any(c.info.population for c in configs):
         return [], 1, {}  # one at a time: the reference trainer is faster, and exact
     model = build_model(configs[0], data, model_factory).to(device)
@@ -172,7 +177,10 @@ def _generic_plan(
         elif config.info.population:  # (L-BFGS always trains alone: nothing to say)
             notes[i] = f"trained alone on the reference trainer: {why}"
     if problem is not None and notes:
-        warnings.warn(f"{type(model).__name__}: {next(iter(notes.values()))}", stacklevel=3)
+        message = f"{type(model).__name__}: {next(iter(notes.values()))}"
+        if message not in _warned:
+            _warned.add(message)
+            warnings.warn(message, stacklevel=3)
     chunk = max_population
     if chunk is None and together:
         batch = data.x_train[: min(batch_size, data.x_train.shape[0])]
