@@ -26,7 +26,7 @@ from advisor.data.datasets import load_dataset
 from advisor.data.task import Task
 from advisor.knowledge.optimizers import list_optimizers
 from advisor.train import MemberConfig, routing, train_members, train_reference
-from advisor.train.func_fit import memory_population, vmap_problem
+from advisor.train.func_fit import memory_population, step_flops, user_population, vmap_problem
 from advisor.train.members import DIVERGENCE_FACTOR, divergence_reason, loss_limit
 from advisor.train.population_loop import train_func_population
 
@@ -337,6 +337,28 @@ def test_population_size_follows_memory() -> None:
     assert memory_population(nn.Linear(784, 10), x) == 16  # capped at the CPU's useful size
     tiny = replace(regression_data(), name="tiny")
     assert vmap_problem(regressor(), tiny.x_train[:4], tiny.y_train[:4], Task("regression")) is None
+
+
+def test_a_compute_bound_model_trains_one_at_a_time_on_a_cpu() -> None:
+    x = torch.randn(128, 784)
+    wide = nn.Sequential(nn.Linear(784, 2048), nn.BatchNorm1d(2048), nn.ReLU(), nn.Linear(2048, 10))
+    wide[1].eval()  # a module the user left in eval mode stays so
+    k, why = user_population(wide, x)
+    # 2 * 128 * (784 * 2048 + 2048 * 10) multiply-adds forward, times 3 for the step
+    assert step_flops(wide, x) == 3 * 2 * 128 * (784 * 2048 + 2048 * 10)
+    assert (k, why) == (
+        1,
+        "one model at a time: on a CPU, a training step of 1.2 GFLOP already keeps the cores busy",
+    )
+    assert wide.training and not wide[1].training and wide[2].training
+    narrow = nn.Sequential(nn.Linear(784, 128), nn.BatchNorm1d(128), nn.ReLU(), nn.Linear(128, 10))
+    rng = torch.get_rng_state()
+    k, why = user_population(narrow, x)
+    assert k > 1 and why == f"{k} models at once (the generic torch.func population)"
+    assert torch.equal(torch.get_rng_state(), rng)  # nothing drawn
+    assert torch.equal(narrow[1].running_mean, torch.zeros(128))  # no statistics moved
+    assert narrow[1].num_batches_tracked.item() == 0
+    assert all(p.grad is None for p in narrow.parameters())
 
 
 def test_pruned_members_leave_the_others_unchanged(small: Dataset) -> None:

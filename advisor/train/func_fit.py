@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from advisor.data.task import Task
 from advisor.knowledge.optimizers import get_optimizer_info
 from advisor.train.fast_masks import fast_dropout, use_fast_dropout
-from advisor.train.layout import model_layout
+from advisor.train.layout import model_layout, probing
 from advisor.train.members import MemberConfig
 from advisor.train.population import default_population
 from advisor.train.reference import as_device
@@ -159,8 +159,7 @@ def memory_population(
     first = next(model.parameters(), None)
     itemsize = first.element_size() if first is not None else 4
     n_params = sum(p.numel() for p in model.parameters())
-    with torch.random.fork_rng(devices=[]):
-        layout = model_layout(model, x[:2].to(first.device) if first is not None else x[:2])
+    layout = model_layout(model, x[:2].to(first.device) if first is not None else x[:2])
     state = get_optimizer_info(optimizer).state_bytes(layout, itemsize)
     outputs = 0
 
@@ -171,7 +170,7 @@ def memory_population(
 
     hooks = [m.register_forward_hook(count) for m in model.modules()]
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with probing(model):
             model(x.to(first.device) if first is not None else x)
     finally:
         for h in hooks:
@@ -182,27 +181,70 @@ def memory_population(
     return max(1, min(limit, budget // max(1, per_member)))
 
 
+#: A member's training step (forward and backward, estimated) above which a CPU trains a
+#: user's model one at a time: such a step already keeps the cores busy, and vmap's batched
+#: matmuls only add their own cost. Between two measured points (1 and 2 threads,
+#: docs/VALIDATION.md "CPU time" and docs/BENCHMARKS.md "Generic population"): the
+#: benchmark's small transformer encoder, 0.13 GFLOP a step at batch 128, trains 1.5-2.4x
+#: faster per member in populations; the validation's 2-layer text transformer, 2.4 GFLOP,
+#: at 0.7x (a population of 8 took 8.6 s per run-epoch, one at a time 6.0 s).
+CPU_STEP_FLOPS_ALONE = 1e9
+
+
+def step_flops(model: nn.Module, x: Tensor) -> int:
+    """Estimated floating-point operations of one training step of ``model`` on batch ``x``.
+
+    The forward pass's matmuls, convolutions and attention as counted by
+    ``torch.utils.flop_counter.FlopCounterMode``, times 3 (the backward pass costs about
+    twice the forward). The model is left as it was (:func:`~advisor.train.layout.probing`:
+    eval mode counts the same operations).
+
+    >>> step_flops(nn.Linear(10, 5), torch.zeros(4, 10))  # 2 * 4 * 10 * 5, times 3
+    1200
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    first = next(model.parameters(), None)
+    with FlopCounterMode(display=False) as counter, probing(model):
+        model(x.to(first.device) if first is not None else x)
+    return 3 * int(counter.get_total_flops())
+
+
 def user_population(
     model: nn.Module, x: Tensor, *, device: torch.device | str = "cpu"
 ) -> tuple[int, str]:
     """How many members of a user's ``model`` to train at once, and why (one line).
 
-    On a CPU, a model with convolutions trains one at a time: vmap turns its convolutions
-    into grouped ones, little faster per member than separate ones (the small CNN: 0.8-1.3x
-    the one-at-a-time speed at K = 1-64, docs/BENCHMARKS.md, "Generic population"), and a
-    population's members wait for each other. Otherwise as many as
-    :func:`memory_population` allows (at most the device's default population).
+    On a CPU, a model trains one at a time when
+
+    - it has convolutions: vmap turns them into grouped ones, little faster per member than
+      separate ones (the small CNN: 0.8-1.3x the one-at-a-time speed at K = 1-64,
+      docs/BENCHMARKS.md, "Generic population"), and a population's members wait for each
+      other;
+    - or its training step on ``x`` costs more than :data:`CPU_STEP_FLOPS_ALONE` (see
+      :func:`step_flops`): the step is compute-bound, and a population only adds vmap's
+      overhead.
+
+    Otherwise as many as :func:`memory_population` allows (at most the device's default
+    population).
 
     >>> user_population(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), torch.zeros(8, 4))[0] > 1
     True
     >>> user_population(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten()), torch.zeros(8, 1, 5, 5))
     (1, 'one model at a time: on a CPU, vmap turns convolutions into grouped ones, little faster than separate ones')
+    >>> user_population(nn.Linear(4096, 4096), torch.zeros(128, 4096))[1]
+    'one model at a time: on a CPU, a training step of 12.9 GFLOP already keeps the cores busy'
     """
     dev = as_device(device)
     if dev.type == "cpu" and any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()):
         return 1, (
             "one model at a time: on a CPU, vmap turns convolutions into grouped ones, "
             "little faster than separate ones"
+        )
+    if dev.type == "cpu" and (flops := step_flops(model, x)) > CPU_STEP_FLOPS_ALONE:
+        return 1, (
+            f"one model at a time: on a CPU, a training step of {flops / 1e9:.1f} GFLOP "
+            "already keeps the cores busy"
         )
     k = memory_population(model, x, device=dev)
     return k, f"{k} models at once (the generic torch.func population)"

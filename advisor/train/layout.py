@@ -22,6 +22,9 @@ kernels, custom matrices) ``other``: Muon takes only the hidden weights.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -33,6 +36,23 @@ _CONVS = (nn.modules.conv._ConvNd,)
 _ATTENTION = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 #: An embedding share from which a model counts as embedding-heavy.
 EMBEDDING_HEAVY = 0.5
+
+
+@contextlib.contextmanager
+def probing(model: nn.Module) -> Iterator[None]:
+    """For a forward pass that only looks: it leaves ``model`` as it was.
+
+    No gradients, a forked CPU RNG, and every module in eval mode (no BatchNorm statistics
+    move; dropout draws nothing), each module's own mode restored after.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _parametrized(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -51,7 +71,7 @@ def _forward_order(model: nn.Module, example: torch.Tensor) -> list[str]:
         for n, m in _parametrized(model)
     ]
     try:
-        with torch.no_grad():
+        with probing(model):
             model(example)
     finally:
         for h in hooks:

@@ -208,7 +208,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         epochs=15,
         seeds=5,
         full_batch_epochs=2,
-        # 2.9 GFLOP per step: a population of 8 took 8.6 s per run-epoch, alone 6.0 s
+        # 2.4 GFLOP per step (step_flops): a population of 8 took 8.6 s per run-epoch, alone 6.0 s
         population=1,
         overrides={"domain": "language"},
     ),
