@@ -134,8 +134,9 @@ def combine(files: list[dict[str, Any]]) -> dict[str, Any]:
         out["verdicts"] += saved["verdicts"]
         out["points"].update({k: saved["points"][k] for k in names})
         out["commands"] += [c for c in saved["commands"] if c not in out["commands"]]
-        machines += [saved["machine"]] if saved["machine"] not in machines else []
-    out["machine"] = "; ".join(machines)
+        # a combined file already lists its machines, "; "-separated: each is kept once
+        machines += saved["machine"].split("; ")
+    out["machine"] = "; ".join(dict.fromkeys(m for m in machines if m))
     order = [s.name for s in SCENARIOS]
     out["verdicts"].sort(key=lambda v: order.index(v["scenario"]))
     return out

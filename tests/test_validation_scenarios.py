@@ -280,11 +280,13 @@ def test_grids_saved_by_parallel_runs_combine_into_one() -> None:
 
     stale = part(names[half:], "box A", "run A")  # the second half first: order restored
     stale["points"][names[half]] = []  # type: ignore[index]  # replaced by the later file
-    later = part(names[: half + 1], "box B", "run B")
-    both = validate_rules.combine([stale, later])
+    later = part(names[: half + 1], "box A; box B; box B", "run B")  # itself combined
+    again = part(names[:1], "box B", "run C")
+    both = validate_rules.combine([stale, later, again])
     assert [v["scenario"] for v in both["verdicts"]] == names
     assert both["points"] == {k: saved["points"][k] for k in names}
-    assert both["commands"] == ["run A", "run B"] and both["machine"] == "box A; box B"
+    assert both["commands"] == ["run A", "run B", "run C"]
+    assert both["machine"] == "box A; box B"  # each machine once
 
 
 def test_the_saved_profiles_say_what_todays_probe_says_of_each_model() -> None:
