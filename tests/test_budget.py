@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import optuna
 import pytest
 
@@ -15,6 +18,19 @@ from advisor.tuning.budget import (
     timed_apart,
 )
 from advisor.tuning.schema import session_key
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_command_line_budget_counts_from_the_process_start() -> None:
+    """``advisor tune`` starts its budget clock at the process's start (what a user timing
+    the command from the shell counts), not when the clock module is imported."""
+    code = (
+        "import time; time.sleep(0.5); imported = time.time()\n"
+        "from advisor.core.clock import process_started\n"
+        "print(imported - process_started())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert 0.5 <= float(out.stdout) < 60
 
 
 @pytest.mark.parametrize(

@@ -1,1 +1,4 @@
-"""Layer 1, core: errors, human units, devices and argument checks. Imports nothing of advisor."""
+"""Layer 1, core: errors, human units, devices, argument checks and the process clock.
+
+Imports nothing of advisor.
+"""

@@ -97,7 +97,18 @@ def tune(
     (True, True)
     """
     config = TuneConfig(**locals())  # the parameters above, by the same names (tested)
-    started_at = time.time()  # the budget counts from here, for every worker of the run
+    return run(config)
+
+
+def run(config: TuneConfig, started_at: float | None = None) -> TuneResult:
+    """Run a checked configuration: one session, or ``config.workers`` worker processes.
+
+    The budget counts from ``started_at`` (``time.time()``; default: now), for every worker
+    of the run. ``advisor tune`` passes its process's start
+    (:func:`advisor.core.clock.process_started`), so that a budget timed from the shell
+    counts the interpreter's start and imports too.
+    """
+    started_at = time.time() if started_at is None else started_at
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
