@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from advisor import __version__
+from advisor.core.clock import mark_command_start
 from advisor.core.errors import AdvisorError, StorageUnavailableError
 
 # command name -> "module:attribute"; each module owns one command (or a group)
@@ -78,5 +79,7 @@ def cli(debug: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point (``argv``: the arguments, default the program's own)."""
+    if argv is None:  # this process is the command: budgets count from its start
+        mark_command_start()
     cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="advisor")

@@ -21,7 +21,6 @@ from advisor.cli.options import (
     rules_option,
     seed_option,
 )
-from advisor.core.clock import process_started
 from advisor.core.errors import UnknownNameError
 from advisor.data.task import DIRECTIONS, LOSSES, METRICS, TASK_KINDS
 from advisor.knowledge.optimizers import get_optimizer_info
@@ -212,13 +211,8 @@ def tune(fmt: str, quiet: bool, **kwargs: Any) -> None:
     advisor tune --objective examples.plain_loop:objective --budget 2m
     advisor tune --study s1 --storage postgresql://u:p@db/optuna   # on each machine
     """
-    from advisor.tuning.config import TuneConfig
-    from advisor.tuning.tuner import run
-
-    config = TuneConfig(**kwargs, progress=not quiet)  # advisor.tune's arguments (tested)
     try:
-        # the budget counts from this process's start: what a user timing the command sees
-        result = run(config, started_at=process_started())
+        result = advisor.tune(**kwargs, progress=not quiet)
     except KeyboardInterrupt:
         click.echo(
             "interrupted: finished trials are saved; rerun the same command to continue.", err=True

@@ -12,11 +12,11 @@ processes on one study (:mod:`advisor.tuning.workers`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from advisor.core.clock import budget_origin
 from advisor.data.dataset import Dataset
 from advisor.data.task import Task
 from advisor.tuning.config import TuneConfig
@@ -97,18 +97,9 @@ def tune(
     (True, True)
     """
     config = TuneConfig(**locals())  # the parameters above, by the same names (tested)
-    return run(config)
-
-
-def run(config: TuneConfig, started_at: float | None = None) -> TuneResult:
-    """Run a checked configuration: one session, or ``config.workers`` worker processes.
-
-    The budget counts from ``started_at`` (``time.time()``; default: now), for every worker
-    of the run. ``advisor tune`` passes its process's start
-    (:func:`advisor.core.clock.process_started`), so that a budget timed from the shell
-    counts the interpreter's start and imports too.
-    """
-    started_at = time.time() if started_at is None else started_at
+    # The budget counts from here, for every worker of the run; in the ``advisor`` command,
+    # from its process's start (imports included, as a user timing the command sees it).
+    started_at = budget_origin()
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
