@@ -20,6 +20,7 @@ import pytest
 import torch
 from data_helpers import subset
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from advisor.data.dataset import Dataset
 from advisor.data.datasets import load_dataset
@@ -359,6 +360,14 @@ def test_a_compute_bound_model_trains_one_at_a_time_on_a_cpu() -> None:
     assert torch.equal(narrow[1].running_mean, torch.zeros(128))  # no statistics moved
     assert narrow[1].num_batches_tracked.item() == 0
     assert all(p.grad is None for p in narrow.parameters())
+    # a transformer layer is counted as in training (in eval mode its fused fast path
+    # would hide every matmul from the counter)
+    encoder = nn.TransformerEncoderLayer(32, 2, 64, dropout=0.0, batch_first=True)
+    tokens = torch.randn(128, 16, 32)
+    with FlopCounterMode(display=False) as counter:
+        encoder(tokens)  # training mode, with gradients: no fast path
+    assert step_flops(encoder, tokens) == 3 * counter.get_total_flops() > 0
+    assert torch.backends.mha.get_fastpath_enabled()  # restored
 
 
 def test_pruned_members_leave_the_others_unchanged(small: Dataset) -> None:

@@ -185,7 +185,7 @@ def memory_population(
 #: user's model one at a time: such a step already keeps the cores busy, and vmap's batched
 #: matmuls only add their own cost. Between two measured points (1 and 2 threads,
 #: docs/VALIDATION.md "CPU time" and docs/BENCHMARKS.md "Generic population"): the
-#: benchmark's small transformer encoder, 0.13 GFLOP a step at batch 128, trains 1.5-2.4x
+#: benchmark's small transformer encoder, 0.12 GFLOP a step at batch 128, trains 1.5-2.4x
 #: faster per member in populations; the validation's 2-layer text transformer, 2.4 GFLOP,
 #: at 0.7x (a population of 8 took 8.6 s per run-epoch, one at a time 6.0 s).
 CPU_STEP_FLOPS_ALONE = 1e9

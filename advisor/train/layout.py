@@ -43,14 +43,21 @@ def probing(model: nn.Module) -> Iterator[None]:
     """For a forward pass that only looks: it leaves ``model`` as it was.
 
     No gradients, a forked CPU RNG, and every module in eval mode (no BatchNorm statistics
-    move; dropout draws nothing), each module's own mode restored after.
+    move; dropout draws nothing), each module's own mode restored after. The Transformer
+    fast path stays off, as in training: in eval mode without gradients it would run each
+    encoder layer as one fused kernel, which skips the layer's submodules (and their hooks)
+    and which a FLOP counter does not see.
     """
     modes = [(m, m.training) for m in model.modules()]
+    mha = torch.backends.mha
+    fast = mha.get_fastpath_enabled()
     model.eval()
+    mha.set_fastpath_enabled(False)
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             yield
     finally:
+        mha.set_fastpath_enabled(fast)
         for m, training in modes:
             m.training = training
 
