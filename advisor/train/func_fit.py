@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from advisor.data.task import Task
 from advisor.knowledge.optimizers import get_optimizer_info
 from advisor.train.fast_masks import fast_dropout, use_fast_dropout
-from advisor.train.layout import model_layout, probing
+from advisor.train.layout import model_layout, no_transformer_fastpath, probing
 from advisor.train.members import MemberConfig
 from advisor.train.population import default_population
 from advisor.train.reference import as_device
@@ -36,15 +36,9 @@ def vmap_friendly() -> Iterator[None]:
     """Attention by its math kernel, no Transformer fast path, no per-op fallback warnings."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    mha = torch.backends.mha
-    fast = mha.get_fastpath_enabled()
-    mha.set_fastpath_enabled(False)
-    try:
-        with sdpa_kernel(SDPBackend.MATH), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_FALLBACK_WARNING)
-            yield
-    finally:
-        mha.set_fastpath_enabled(fast)
+    with no_transformer_fastpath(), sdpa_kernel(SDPBackend.MATH), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_FALLBACK_WARNING)
+        yield
 
 
 def use_population_forward(model: nn.Module, device: torch.device) -> None:

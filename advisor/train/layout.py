@@ -39,25 +39,34 @@ EMBEDDING_HEAVY = 0.5
 
 
 @contextlib.contextmanager
+def no_transformer_fastpath() -> Iterator[None]:
+    """``nn.TransformerEncoderLayer`` and ``nn.MultiheadAttention`` without their fast path
+    (restored after): in eval mode without gradients it runs a layer as one fused kernel,
+    which skips the layer's submodules (and their hooks), which vmap cannot batch and which
+    a FLOP counter does not see."""
+    mha = torch.backends.mha
+    fast = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(fast)
+
+
+@contextlib.contextmanager
 def probing(model: nn.Module) -> Iterator[None]:
     """For a forward pass that only looks: it leaves ``model`` as it was.
 
     No gradients, a forked CPU RNG, and every module in eval mode (no BatchNorm statistics
     move; dropout draws nothing), each module's own mode restored after. The Transformer
-    fast path stays off, as in training: in eval mode without gradients it would run each
-    encoder layer as one fused kernel, which skips the layer's submodules (and their hooks)
-    and which a FLOP counter does not see.
+    fast path stays off, as in training (:func:`no_transformer_fastpath`).
     """
     modes = [(m, m.training) for m in model.modules()]
-    mha = torch.backends.mha
-    fast = mha.get_fastpath_enabled()
     model.eval()
-    mha.set_fastpath_enabled(False)
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with torch.no_grad(), torch.random.fork_rng(devices=[]), no_transformer_fastpath():
             yield
     finally:
-        mha.set_fastpath_enabled(fast)
         for m, training in modes:
             m.training = training
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from advisor.core.errors import InvalidValueError
+from advisor.train.layout import probing
 
 if TYPE_CHECKING:
     from torch import nn
@@ -27,8 +28,9 @@ def check_model_task(model: nn.Module, data: Dataset, task: Task) -> None:
     targets of fitting shapes (:meth:`Task.check`), a loss that is a finite scalar, a metric
     that is a number. Raises :class:`InvalidValueError` (one line naming the shapes).
 
-    The model is left as it was: the pass runs in eval mode (no BatchNorm statistics
-    updated, no dropout drawn) and draws nothing from the global random generator."""
+    The model is left as it was (:func:`~advisor.train.layout.probing`): the pass runs in
+    eval mode (no BatchNorm statistics updated, no dropout drawn) and draws nothing from the
+    global random generator."""
     import torch
 
     x, y = data.x_train[:CHECK_ROWS], data.y_train[:CHECK_ROWS]
@@ -36,18 +38,14 @@ def check_model_task(model: nn.Module, data: Dataset, task: Task) -> None:
     if first is not None:
         x = x.to(first.device, first.dtype)  # samples are float32; a float64 model gets float64
         y = y.to(first.device)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with probing(model):
             out = model(x)
     except Exception as exc:
         raise InvalidValueError(
             f"the model fails on samples of shape {tuple(x.shape)} ({str(x.dtype)[6:]}): "
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         ) from exc
-    finally:
-        model.train(was_training)
     if not isinstance(out, torch.Tensor):
         raise InvalidValueError(f"the model must return a tensor, got {type(out).__name__}.")
     task.check(out, y)
