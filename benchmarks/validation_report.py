@@ -171,16 +171,47 @@ def rule_coverage(verdicts: Sequence[Any], rules_dirs: Sequence[str] = ()) -> st
     return "\n".join(lines)
 
 
+def judged_ranges(rule_id: str, v: Any, rules_dirs: Sequence[str] = ()) -> list[bool]:
+    """For each of advisor's top 3 in scenario ``v`` whose learning-rate range ``rule_id``
+    changed: whether that range holds the optimizer's best learning rate or one tied with
+    it (the ranges of the top 3 are the ones ``advisor tune`` searches)."""
+    rec = advisor.recommend(advisor.Profile(**v.profile_fields), rules_dirs=rules_dirs)
+    out = []
+    for c in rec.candidates[: len(v.top)]:
+        knob = advisor.get_optimizer_info(c.optimizer).knob
+        changed = any(r.rule == rule_id and r.detail.startswith(f"{knob} ") for r in c.reasons)
+        if changed and c.optimizer in v.scores:
+            rng = c.search_space[knob]
+            out.append(any(rng.contains(lr) for lr in v.scores[c.optimizer]["tied_lrs"]))
+    return out
+
+
 def derived_validated(
     verdicts: Sequence[Any], rules_dirs: Sequence[str] = ()
 ) -> dict[str, list[str]]:
-    """Each enabled rule's ``validated`` list as the grids say it: the scenarios where it
-    fires and advisor's top 3 holds the best or a tie with it (in the verdicts' order)."""
-    return {
-        r.id: [v.scenario for v in verdicts if r.id in v.fired and v.hit]
-        for r in load_rules(tuple(rules_dirs))
-        if r.enabled
-    }
+    """Each enabled rule's ``validated`` list as the grids say it, in the verdicts' order:
+    the scenarios where it fires and what it changes holds. Its scores, or its advice
+    alone, hold when advisor's top 3 holds the best or a tie with it. Its learning-rate
+    ranges hold when each range it changed among the top 3 holds that optimizer's best
+    learning rate or one tied with it. A rule that only moves ranges is judged by those
+    alone (the ranking does not depend on it), and only where it moved a top-3 range."""
+    out = {}
+    for r in load_rules(tuple(rules_dirs)):
+        if not r.enabled:
+            continue
+        names = []
+        for v in verdicts:
+            if r.id not in v.fired:
+                continue
+            ranges = judged_ranges(r.id, v, rules_dirs) if r.search_space else []
+            if r.search_space and not r.scores:
+                holds = bool(ranges) and all(ranges)
+            else:
+                holds = v.hit and all(ranges)
+            if holds:
+                names.append(v.scenario)
+        out[r.id] = names
+    return out
 
 
 def write_validated(derived: dict[str, list[str]], rules_dir: Path) -> list[str]:

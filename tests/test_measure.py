@@ -349,12 +349,17 @@ def test_sparse_embeddings_are_measured_and_probed_with_the_printed_optimizers(
     assert advice.measured.sparse_gradients and advice.profile.sparse_gradients
     assert advice.measured.step_s > 0
     assert advice.measured.to_dict(advice.profile)["sparse_gradients"]["source"] == "measured"
-    first = advice.recommendation.candidates[0]
-    assert first.optimizer == "adam" and first.sparse is not None and first.sparse.mode == "split"
+    # an embedding-heavy model: Adafactor and Adam lead (embedding-heavy-adafactor)
+    top = {c.optimizer: c for c in advice.recommendation.candidates[:3]}
+    assert {"adafactor", "adam"} <= set(top)
+    adam = top["adam"]
+    assert adam.sparse is not None and adam.sparse.mode == "split"
     assert advice.lr_range["adam"].range is not None
-    lr = first.hyperparameters["lr"]
-    assert first.sparse.code == first.torch and f"SparseAdam(tables, lr={lr:.4g}" in first.torch
-    assert any(r.rule == "lr-range-test" for r in first.reasons)
+    lr = adam.hyperparameters["lr"]
+    assert adam.sparse.code == adam.torch and f"SparseAdam(tables, lr={lr:.4g}" in adam.torch
+    assert any(r.rule == "lr-range-test" for r in adam.reasons)
+    # Adafactor's line is for dense gradients: its code makes the embeddings dense first
+    assert top["adafactor"].sparse is not None and top["adafactor"].sparse.mode == "dense"
     assert not profile_model(
         lambda: PixelBag(sparse=False), data, device="cpu", batches=2
     ).sparse_gradients

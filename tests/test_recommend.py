@@ -56,19 +56,20 @@ def test_small_data_lifts_lbfgs_but_not_into_the_top_3_for_small_mlps() -> None:
     assert "lbfgs" not in names(small)[:3]
 
 
-def test_sparse_gradients_lift_adagrad_and_plain_sgd_without_demoting_adam() -> None:
-    # measured on real text (issue 17): the Adam family 0.6-1.1 pp above AdaGrad
+def test_sparse_gradients_lift_adagrad_only_without_demoting_adam() -> None:
+    # measured on real text (issue 17; issue 15's sparse-hashed-ngrams): AdaGrad level with
+    # Adam or up to 1.1 pp behind, plain SGD last but one
     dense, sparse = recommend(Profile(**SEED)), recommend(Profile(**SEED, sparse_gradients=True))
     assert names(sparse).index("adagrad") < names(dense).index("adagrad")
     assert names(sparse)[0] == names(dense)[0] == "adam"
     assert any("SparseAdam" in a.text for a in sparse.advice)
-    # only the optimizers whose line runs on sparse tensors are lifted: not momentum, Nesterov
+    # AdaGrad alone: plain SGD runs on sparse tensors too, but came 19.8 pp below the best
     lifted = {
         c.optimizer
         for c in sparse.candidates
         if any(r.rule == "sparse-adagrad" and r.delta for r in c.reasons)
     }
-    assert lifted == {"adagrad", "sgd"}
+    assert lifted == {"adagrad"}
     # measured: adaptive methods' best learning rates sat ~10x above their usual ranges
     adam = {c.optimizer: c for c in sparse.candidates}["adam"]
     usual = {c.optimizer: c for c in dense.candidates}["adam"]

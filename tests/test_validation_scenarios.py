@@ -311,7 +311,7 @@ def test_the_saved_profiles_say_what_todays_probe_says_of_each_model() -> None:
 def test_the_saved_grids_judged_by_todays_rules_are_what_the_doc_reports() -> None:
     """CI's check of the rules against the truth: the committed grids, judged again with the
     rules as they are now, give the doc's summary table; every rule's ``validated`` list is
-    exactly the scenarios where it fires and advisor's top 3 holds the best or a tie."""
+    exactly the scenarios where it fires and what it changes holds (derived_validated)."""
     saved = json.loads(validate_rules.RAW.read_text())
     verdicts = validate_rules.rejudge(saved)
     doc = validation_report.DOC.read_text()

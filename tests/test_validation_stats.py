@@ -107,6 +107,26 @@ def test_the_saved_grids_still_load_and_the_report_parts_render(tmp_path: Path) 
     assert f"`{unvalidated}`" in coverage and f"`{validated}`" not in coverage
 
 
+def test_a_range_only_rule_is_judged_by_the_ranges_it_moved_not_by_the_ranking() -> None:
+    verdicts = {v.scenario: v for v in _saved_verdicts()}
+    sparse = verdicts["sparse-hashed-ngrams"]
+    assert "sparse-adaptive-larger-lr" in sparse.fired and "sparse-adagrad" in sparse.fired
+
+    def validated_by(v: validation_judge.Verdict) -> set[str]:
+        return {rid for rid, names in validation_report.derived_validated([v]).items() if names}
+
+    sparse.hit = False  # a miss: the scoring rule falls, the range rule stands
+    assert "sparse-adaptive-larger-lr" in validated_by(sparse)
+    assert "sparse-adagrad" not in validated_by(sparse)
+    # Adam's best lr far above the range the rule moved: now it falls too
+    sparse.scores["adam"]["tied_lrs"] = [30.0]
+    assert "sparse-adaptive-larger-lr" not in validated_by(sparse)
+    # a hit where the rule moved only ranges outside the top 3 (SGD's) validates nothing
+    batch = verdicts["large-batch-4096"]
+    assert batch.hit and "batch-large-linear-scaling" in batch.fired
+    assert "batch-large-linear-scaling" not in validated_by(batch)
+
+
 def test_a_scenario_plot_marks_the_top_3(tmp_path: Path) -> None:
     v = _saved_verdicts()[0]
     v.scores = {n: v.scores[n] for n in list(v.scores)[:4]}  # a tiny input
