@@ -202,7 +202,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "transformer-fortunes",
         "a 2-layer pre-norm transformer encoder (d 64, 4 heads) telling a fortune's topic "
-        "(Debian's fortunes, 10 files, ~8,400 texts)",
+        "(Debian's fortunes, 10 files, about 8,500 texts)",
         fortune_tokens,
         text_transformer,
         epochs=15,

@@ -11,7 +11,7 @@ Data sources (Debian packages; nothing is downloaded at run time):
 - ``/usr/share/games/fortunes/*``: Debian's ``fortunes`` package (the BSD fortune
   collection, freely redistributable). Task: *which file (topic) is this fortune from?*,
   the 10 largest files (people, definitions, cookie, computers, songs-poems, politics,
-  miscellaneous, work, science, men-women: ~8,400 fortunes).
+  miscellaneous, work, science, men-women: about 8,500 fortunes).
 
 ``apt-get install wamerican wngerman wfrench wspanish witalian wportuguese wdutch fortunes``
 installs them; :class:`MissingData` says so when a file is absent.
