@@ -147,10 +147,13 @@ def test_exploding_gradients_advise_clipping() -> None:
     before = {c.optimizer: c.score for c in healthy.candidates}
     for name in ("sgd", "momentum", "nesterov", "radam"):
         assert score[name] < before[name], name
-    # and bounded steps won there: Schedule-Free AdamW (with its warmup), Adafactor, Lion
-    for name in ("schedulefree", "adafactor", "lion"):
+    # Lion, whose step is a sign, was best or tied with the best on both exploding grids
+    # (the MLP and the RNN), AdamW won the RNN: both in the top 3, Lion lifted the most
+    for name in ("schedulefree", "adafactor", "lion", "adamw"):
         assert score[name] > before[name], name
-    assert names(rec)[:3] == ["schedulefree", "adam", "adamw"]
+    assert {"lion", "adamw"} <= set(names(rec)[:3])
+    lift = {n: score[n] - before[n] for n in score}
+    assert max(lift, key=lambda n: lift[n]) == "lion"
 
 
 def test_vanishing_gradients_advise_the_model_fix() -> None:
