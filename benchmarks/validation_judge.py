@@ -140,6 +140,12 @@ class Verdict:
         return all(self.lr_checks.values())
 
 
+def holds_best_lr(rng: Range, score: dict[str, Any]) -> bool:
+    """Whether ``rng`` holds an optimizer's best learning rate or one tied with it
+    (``score``: its entry in :func:`optimizer_scores`)."""
+    return any(rng.contains(lr) for lr in score["tied_lrs"])
+
+
 def judge(s: Scenario, points: list[Point], profile: advisor.Profile, wall: float) -> Verdict:
     rec = advisor.recommend(profile)
     ranges = {
@@ -166,9 +172,7 @@ def judge(s: Scenario, points: list[Point], profile: advisor.Profile, wall: floa
         else {}
     )
     top = [c.optimizer for c in rec.candidates[:TOP]]
-    lr_checks = {
-        n: any(ranges[n].contains(lr) for lr in scores[n]["tied_lrs"]) for n in top if n in scores
-    }
+    lr_checks = {n: holds_best_lr(ranges[n], scores[n]) for n in top if n in scores}
     return Verdict(
         scenario=s.name,
         what=s.what,

@@ -20,7 +20,7 @@ import validation_stats
 from doc_files import commands_line, commands_section, write_keeping_hand_part
 from scenarios import HELD_OUT, SCENARIOS
 from validation_grid import Point
-from validation_judge import DEFAULTS_SUFFIX, TIED_P, Verdict
+from validation_judge import DEFAULTS_SUFFIX, TIED_P, Verdict, holds_best_lr
 
 import advisor
 from advisor.knowledge.rules import load_rules
@@ -171,18 +171,17 @@ def rule_coverage(verdicts: Sequence[Any], rules_dirs: Sequence[str] = ()) -> st
     return "\n".join(lines)
 
 
-def judged_ranges(rule_id: str, v: Any, rules_dirs: Sequence[str] = ()) -> list[bool]:
-    """For each of advisor's top 3 in scenario ``v`` whose learning-rate range ``rule_id``
-    changed: whether that range holds the optimizer's best learning rate or one tied with
-    it (the ranges of the top 3 are the ones ``advisor tune`` searches)."""
-    rec = advisor.recommend(advisor.Profile(**v.profile_fields), rules_dirs=rules_dirs)
+def judged_ranges(rule_id: str, v: Any, rec: advisor.Recommendation) -> list[bool]:
+    """For each of advisor's top 3 in scenario ``v`` (``rec``: its recommendation) whose
+    learning-rate range ``rule_id`` changed: whether that range holds the optimizer's best
+    learning rate or one tied with it (the top 3's ranges are what ``advisor tune``
+    searches)."""
     out = []
     for c in rec.candidates[: len(v.top)]:
         knob = advisor.get_optimizer_info(c.optimizer).knob
         changed = any(r.rule == rule_id and r.detail.startswith(f"{knob} ") for r in c.reasons)
         if changed and c.optimizer in v.scores:
-            rng = c.search_space[knob]
-            out.append(any(rng.contains(lr) for lr in v.scores[c.optimizer]["tied_lrs"]))
+            out.append(holds_best_lr(c.search_space[knob], v.scores[c.optimizer]))
     return out
 
 
@@ -195,15 +194,19 @@ def derived_validated(
     ranges hold when each range it changed among the top 3 holds that optimizer's best
     learning rate or one tied with it. A rule that only moves ranges is judged by those
     alone (the ranking does not depend on it), and only where it moved a top-3 range."""
+    recs = [
+        advisor.recommend(advisor.Profile(**v.profile_fields), rules_dirs=rules_dirs)
+        for v in verdicts
+    ]
     out = {}
     for r in load_rules(tuple(rules_dirs)):
         if not r.enabled:
             continue
         names = []
-        for v in verdicts:
+        for v, rec in zip(verdicts, recs):
             if r.id not in v.fired:
                 continue
-            ranges = judged_ranges(r.id, v, rules_dirs) if r.search_space else []
+            ranges = judged_ranges(r.id, v, rec) if r.search_space else []
             if r.search_space and not r.scores:
                 holds = bool(ranges) and all(ranges)
             else:
