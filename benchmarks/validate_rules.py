@@ -93,10 +93,11 @@ def validate(
     profile = measure_profile(s, data)
     cache = {} if trained is None else trained
     key = training_key(s)
+    earlier = 0.0  # seconds a resumed grid took in the processes before this one
     if key not in cache:
-        cache[key] = run_grid(s, data, progress, optimizers)
+        cache[key], earlier = run_grid(s, data, progress, optimizers)
     points = [*(kept or []), *cache[key]]
-    return judge(s, points, profile, wall_before + time.perf_counter() - t0), points
+    return judge(s, points, profile, wall_before + earlier + time.perf_counter() - t0), points
 
 
 def unpaired(s: Scenario, kept: list[Point]) -> str | None:

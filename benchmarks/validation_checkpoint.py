@@ -35,6 +35,9 @@ class Progress:
     #: the grid points as ``validation_grid.Point`` fields (``asdict``)
     points: list[dict[str, Any]] = field(default_factory=list)
     current: list[dict[str, Any]] = field(default_factory=list)
+    #: seconds spent on this grid by every process so far, up to the last save: a grid
+    #: resumed over several sittings reports its whole wall time, not its last sitting's
+    elapsed_s: float = 0.0
 
 
 def fingerprint(**settings: Any) -> str:

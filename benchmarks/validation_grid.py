@@ -152,8 +152,11 @@ PROGRESS_DIR: Path | None = None
 
 def run_grid(
     s: Scenario, data: advisor.Dataset, progress: bool, optimizers: list[str] | None = None
-) -> list[Point]:
-    """Train the scenario's grid on its seeds, chunk by chunk, resuming saved progress."""
+) -> tuple[list[Point], float]:
+    """Train the scenario's grid on its seeds, chunk by chunk, resuming saved progress.
+
+    Returns the points and the seconds earlier processes spent on the grid (0 unless
+    resumed) up to their last save: a chunk cut off mid-way is trained again, not counted."""
     factory = None if s.model is None else s.model(data)
     names = [n for n in optimizers or advisor.list_optimizers() if applies(n, factory, data)]
     specs = grid(s.extra_lrs, names)
@@ -191,6 +194,12 @@ def run_grid(
     chance = guess_score(s, data)
     task = task_keyword(s)
     chunk = CHUNK_SEED_MLP if factory is None else CHUNK_MODEL
+    earlier, t_start = state.elapsed_s, time.perf_counter()
+
+    def save() -> None:
+        state.elapsed_s = earlier + time.perf_counter() - t_start
+        validation_checkpoint.save(PROGRESS_DIR, s.name, state)
+
     for i in range(state.seed_index, len(seeds)):
         seed, t0 = seeds[i], time.perf_counter()
         configs = [MemberConfig(n, h, _schedule(n), init_seed=seed) for n, h in specs]
@@ -208,7 +217,7 @@ def run_grid(
                         "stopped_at": r.epochs_run if r.status == "stopped" else 0,
                     }
                 )
-            validation_checkpoint.save(PROGRESS_DIR, s.name, state)
+            save()
             if progress and len(state.current) < len(configs):
                 print(
                     f"  {s.name}: seed {i + 1}/{len(seeds)}, {len(state.current)}/{len(configs)} "
@@ -230,14 +239,14 @@ def run_grid(
                 p.pruned = j not in keep
         state.seed_index, state.specs, state.current = i + 1, specs, []
         state.points = [asdict(p) for p in points]
-        validation_checkpoint.save(PROGRESS_DIR, s.name, state)
+        save()
         if progress:
             print(
                 f"  {s.name}: seed {i + 1}/{len(seeds)}, {len(configs)} runs in {time.perf_counter() - t0:.0f} s",
                 file=sys.stderr,
                 flush=True,
             )
-    return points
+    return points, earlier
 
 
 def _train(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -213,6 +214,10 @@ def test_a_grid_stopped_mid_seed_resumes_where_it_stopped(
     saved = json.loads(progress.read_text())
     assert saved["seed_index"] == 0 and len(saved["current"]) == 3 * 8
     assert not stopped.exists()
+    # the stopped sitting's time is saved; say it took 1000 s, and the resumed grid's wall
+    # counts it beside its own (not the last sitting only)
+    assert saved["elapsed_s"] > 0
+    progress.write_text(json.dumps({**saved, "elapsed_s": 1000.0}))
 
     trained = []
     monkeypatch.setattr(
@@ -220,8 +225,12 @@ def test_a_grid_stopped_mid_seed_resumes_where_it_stopped(
         "_train",
         lambda s, configs, *a: trained.extend(configs) or train(s, configs, *a),
     )
+    t0 = time.perf_counter()
     validate_rules.main([*args, "--json", str(stopped)])
+    resumed_s = time.perf_counter() - t0
     assert "resuming at seed 1/2, 24/" in capsys.readouterr().err
+    (verdict,) = json.loads(stopped.read_text())["verdicts"]
+    assert 1000 < verdict["wall_s"] <= 1000 + resumed_s + 0.1
     a, b = (json.loads(f.read_text())["points"]["logistic-l2-digits"] for f in (whole, stopped))
     assert a == b
     n_first = len(validation_grid.grid(optimizers=list(dict.fromkeys(p["optimizer"] for p in a))))
