@@ -102,9 +102,12 @@ class Point:
     stopped_at: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """Its fields for the saved grid (``stopped_at`` only where a run stopped early)."""
+        """Its fields for the saved grid. ``stopped_at`` is kept whenever a seed recorded it,
+        zeros included, so a point where no run stopped still counts among the runs read
+        back; only a grid saved before runs could stop has none. (Until 2026-12-02 it was
+        kept only where a run had stopped, so the grids saved then undercount their runs.)"""
         d = asdict(self)
-        if not any(self.stopped_at):
+        if not self.stopped_at:
             del d["stopped_at"]
         return d
 

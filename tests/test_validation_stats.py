@@ -211,5 +211,9 @@ def test_stopped_runs_counts_early_stops_against_the_grids_epochs() -> None:
     text = validation_report.stopped_runs([stopped, full, old])
     assert text == " Runs stopped once converged: 1 of 3, after 60 % of their epochs on average."
     assert validation_report.stopped_runs([full, old]) == ""
-    # the saved grid names stopped_at only where a run stopped (older grids stay as they were)
-    assert stopped.to_dict()["stopped_at"] == [6, 0] and "stopped_at" not in full.to_dict()
+    # saved and read back, the count is the same: a point where no run stopped keeps its
+    # zeros (dropping them made it look saved before runs could stop, out of the "of N")
+    assert stopped.to_dict()["stopped_at"] == [6, 0] and full.to_dict()["stopped_at"] == [0]
+    assert "stopped_at" not in old.to_dict()
+    back = [validation_grid.Point(**p.to_dict()) for p in (stopped, full, old)]
+    assert validation_report.stopped_runs(back) == text
